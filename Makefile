@@ -1,0 +1,65 @@
+# qemu-fph top-level Makefile: builds the configured base and runs our
+# checks.  Run ./configure first.
+
+-include build/config.mk
+
+# The system's Python and meson, whatever comes first on the caller's PATH.
+export PATH := /usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
+# ccache hits across clones: paths under the repository are rewritten to
+# relative ones and the build folder's name is not hashed.
+export CCACHE_BASEDIR := $(TOP)
+export CCACHE_NOHASHDIR := 1
+PYTHON := /usr/bin/python3
+NINJA := ninja
+QEMU_BUILD := $(BUILD)/qemu
+QEMU := $(QEMU_BUILD)/qemu-system-x86_64
+
+.PHONY: all qemu prepare check lint unit-tests demo help clean distclean
+
+all: qemu
+
+help:
+	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
+	@echo "make check      unit tests, qtests and lint; one summary line"
+	@echo "make lint       checkpatch.pl on our files and patches"
+	@echo "make demo       the main job: migrate a booted guest, print results"
+	@echo "make distclean  remove build/ (the fetched base included)"
+
+ifeq ($(BUILD),)
+qemu prepare check lint unit-tests demo:
+	@echo "Run ./configure first (see README.md)." >&2; exit 1
+else
+
+# Cheap and idempotent: new or removed files of ours and changed patches
+# reach the base tree on every make.
+prepare:
+	@scripts/overlay.sh $(TOP) $(BUILD)/src
+	@scripts/apply-patches.sh $(TOP) $(BUILD)
+
+qemu: prepare
+	$(NINJA) -C $(QEMU_BUILD) qemu-system-x86_64
+	@scripts/link-firmware.sh $(QEMU_BUILD)/qemu-bundle
+	@ln -sfn qemu/qemu-system-x86_64 $(BUILD)/qemu-system-x86_64
+
+unit-tests:
+	@[ -f $(BUILD)/unit/build.ninja ] || \
+	    meson setup $(BUILD)/unit $(TOP) >/dev/null
+	$(NINJA) -C $(BUILD)/unit
+
+lint: prepare
+	@$(PYTHON) scripts/run-checks.py --only lint
+
+check: qemu unit-tests
+	@$(PYTHON) scripts/run-checks.py
+
+demo: qemu
+	@$(PYTHON) scripts/demo.py --qemu $(QEMU) --build $(BUILD)
+
+endif
+
+clean:
+	[ ! -d build/qemu ] || $(NINJA) -C build/qemu clean
+	rm -rf build/unit
+
+distclean:
+	rm -rf build

@@ -1,0 +1,389 @@
+/*
+ * qemu-fph: the virtio-balloon free page bitmap protocol, driven by the
+ * test acting as the guest driver, across a real migration.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "libqtest.h"
+#include "qapi/qmp/qdict.h"
+#include "libqos/libqos-pc.h"
+#include "libqos/malloc-pc.h"
+#include "libqos/pci-pc.h"
+#include "libqos/virtio.h"
+#include "libqos/virtio-pci.h"
+#include "migration-helpers.h"
+#include "standard-headers/linux/virtio_balloon.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "hw/virtio/free-page-bitmap.h"
+
+#define FPB_FEATURE         16
+#define FPB_QUEUE_INDEX     4       /* inflate, deflate, stats, hint, ours */
+#define PAGE                4096ULL
+#define MiB                 (1ULL << 20)
+#define TIMEOUT_US          (30 * 1000 * 1000)
+#define BALLOON_PATH        "/machine/peripheral/balloon/virtio-backend"
+
+/* Guest data: 16 MiB at 128 MiB, far above what the allocator hands out. */
+#define DATA_START          (128 * MiB)
+#define DATA_PAGES          4096
+/* The guest reports the first half of it free. */
+#define FREE_PAGES          2048
+
+typedef struct Guest {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    QVirtioPCIDevice *dev;
+    QVirtQueue *vq;
+    uint64_t slot;
+} Guest;
+
+static uint64_t data_value(uint64_t page, uint64_t generation)
+{
+    return 0x5a5a000000000000ULL | (generation << 32) | page;
+}
+
+static uint64_t data_addr(uint64_t page)
+{
+    return DATA_START + page * PAGE;
+}
+
+static QTestState *start_qemu(const char *extra)
+{
+    return qtest_initf("-M q35 -m 256M "
+                       "-device virtio-balloon-pci,id=balloon,addr=04.0,"
+                       "free-page-hint=on %s", extra);
+}
+
+static uint64_t counter(QTestState *qts, const char *name)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': %s } }",
+                           BALLOON_PATH, name);
+    uint64_t value;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    value = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    return value;
+}
+
+/* Probe the balloon and negotiate, acting as a qemu-fph guest driver. */
+static void guest_init(Guest *g, QTestState *qts, bool want_bitmap)
+{
+    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
+    uint64_t features;
+
+    g->qts = qts;
+    pc_alloc_init(&g->alloc, qts, ALLOC_NO_FLAGS);
+    g->bus = qpci_new_pc(qts, &g->alloc);
+    g->dev = virtio_pci_new(g->bus, &addr);
+    g_assert(g->dev);
+    qvirtio_pci_device_enable(g->dev);
+    qvirtio_start_device(&g->dev->vdev);
+
+    features = qvirtio_get_features(&g->dev->vdev);
+    g_assert(features & (1ULL << FPB_FEATURE));
+    features &= (1ULL << VIRTIO_F_VERSION_1) |
+                (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
+                (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
+                (want_bitmap ? 1ULL << FPB_FEATURE : 0);
+    qvirtio_set_features(&g->dev->vdev, features);
+    g->vq = want_bitmap ? qvirtqueue_setup(&g->dev->vdev, &g->alloc,
+                                          FPB_QUEUE_INDEX) : NULL;
+    qvirtio_set_driver_ok(&g->dev->vdev);
+}
+
+static void guest_post_slot(Guest *g)
+{
+    uint32_t head;
+
+    g->slot = guest_alloc(&g->alloc, FPB_REQ_SIZE);
+    qtest_memset(g->qts, g->slot, 0, FPB_REQ_SIZE);
+    head = qvirtqueue_add(g->qts, g->vq, g->slot, FPB_REQ_SIZE, true, false);
+    qvirtqueue_kick(g->qts, &g->dev->vdev, g->vq, head);
+    g->slot |= (uint64_t)head << 48;    /* remember the descriptor */
+}
+
+/* Wait for the device to answer the posted slot; returns the command id. */
+static uint32_t guest_wait_request(Guest *g)
+{
+    uint64_t addr = g->slot & ((1ULL << 48) - 1);
+    uint32_t head = g->slot >> 48;
+    uint32_t len = 0;
+
+    qvirtio_wait_used_elem(g->qts, &g->dev->vdev, g->vq, head, &len,
+                           TIMEOUT_US);
+    g_assert_cmpuint(len, ==, FPB_REQ_SIZE);
+    g_assert_cmpuint(qtest_readl(g->qts, addr + 4), ==, 0);
+    return qtest_readl(g->qts, addr);
+}
+
+/* Send one chunk (raw bytes) and wait until the device consumed it. */
+static void guest_send(Guest *g, const void *buf, size_t len)
+{
+    uint64_t addr = guest_alloc(&g->alloc, len);
+    uint32_t head;
+
+    qtest_memwrite(g->qts, addr, buf, len);
+    head = qvirtqueue_add(g->qts, g->vq, addr, len, false, false);
+    qvirtqueue_kick(g->qts, &g->dev->vdev, g->vq, head);
+    qvirtio_wait_used_elem(g->qts, &g->dev->vdev, g->vq, head, NULL,
+                           TIMEOUT_US);
+    guest_free(&g->alloc, addr);
+}
+
+/* A chunk marking @nr_free pages from @first_free (relative) as free. */
+static uint8_t *make_chunk(size_t *len, uint32_t cmd_id, uint32_t flags,
+                           uint64_t first_pfn, uint32_t page_size,
+                           uint32_t nr_bits, uint32_t first_free,
+                           uint32_t nr_free)
+{
+    uint8_t *buf;
+    uint32_t i;
+
+    *len = FPB_CHUNK_HEADER_SIZE + nr_bits / 8;
+    buf = g_malloc0(*len);
+    stl_le_p(buf, cmd_id);
+    stl_le_p(buf + 4, flags);
+    stq_le_p(buf + 8, first_pfn);
+    stl_le_p(buf + 16, page_size);
+    stl_le_p(buf + 20, nr_bits);
+    for (i = first_free; i < first_free + nr_free; i++) {
+        buf[FPB_CHUNK_HEADER_SIZE + i / 8] |= 1 << (i % 8);
+    }
+    return buf;
+}
+
+static void fill_data(QTestState *qts, uint64_t generation)
+{
+    uint64_t page;
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        qtest_writeq(qts, data_addr(page), data_value(page, generation));
+    }
+}
+
+static void set_bandwidth(QTestState *qts, uint64_t bytes_per_second)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'max-bandwidth': %" PRIu64
+                             " } }", bytes_per_second);
+}
+
+/*
+ * Start a migration throttled so that the bulk stage is still far below
+ * the data when the guest answers.
+ */
+static void start_migration(QTestState *src, QTestState *dst)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/fph-balloon-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", uri);
+    migrate_qmp(src, uri, "{}");
+}
+
+static void start_slow_migration(QTestState *src, QTestState *dst)
+{
+    set_bandwidth(src, 64 * 1024);
+    start_migration(src, dst);
+}
+
+static void finish_migration(QTestState *src, QTestState *dst)
+{
+    set_bandwidth(src, 1ULL << 30);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+}
+
+/*
+ * The core property: pages the guest reported free are not sent, and a
+ * write the guest makes after reporting a page free reaches the
+ * destination anyway.
+ */
+static void test_skip_free_keep_later_writes(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint32_t cmd_id;
+    uint8_t *chunk;
+    size_t len;
+    uint64_t page;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    start_slow_migration(src, dst);
+
+    cmd_id = guest_wait_request(&g);
+    g_assert_cmpuint(cmd_id, !=, 0);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 1);
+
+    /* Snapshot: the first FREE_PAGES data pages are free. */
+    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, DATA_START / PAGE,
+                       PAGE, DATA_PAGES, 0, FREE_PAGES);
+    guest_send(&g, chunk, len);
+    g_free(chunk);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
+                     FREE_PAGES);
+
+    /* The guest reuses every 16th reported page right after reporting. */
+    for (page = 0; page < FREE_PAGES; page += 16) {
+        qtest_writeq(src, data_addr(page), data_value(page, 2));
+    }
+    finish_migration(src, dst);
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        uint64_t got = qtest_readq(dst, data_addr(page));
+        uint64_t want;
+
+        if (page >= FREE_PAGES) {
+            want = data_value(page, 1);       /* never reported: sent */
+        } else if (page % 16 == 0) {
+            want = data_value(page, 2);       /* written after the report */
+        } else {
+            want = 0;                         /* free and skipped */
+        }
+        if (got != want) {
+            g_test_message("page %" PRIu64 ": 0x%" PRIx64 ", expected 0x%"
+                           PRIx64, page, got, want);
+        }
+        g_assert_cmphex(got, ==, want);
+    }
+    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * Bad input from the guest is counted and ignored, never applied, and the
+ * migration moves every page intact.
+ */
+static void test_bad_input(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    uint64_t first_pfn = DATA_START / PAGE;
+    Guest g;
+    uint32_t cmd_id;
+    uint8_t *chunk;
+    size_t len;
+    uint64_t page, expected_bad = 0;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    start_slow_migration(src, dst);
+    cmd_id = guest_wait_request(&g);
+
+    /* Shorter than a header. */
+    chunk = make_chunk(&len, cmd_id, 0, first_pfn, PAGE, 64, 0, 64);
+    guest_send(&g, chunk, 10);
+    expected_bad++;
+    /* Unknown flag, bad page size, bitmap length not matching. */
+    stl_le_p(chunk + 4, 1 << 7);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    stl_le_p(chunk + 4, 0);
+    stl_le_p(chunk + 16, 1000);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    stl_le_p(chunk + 16, PAGE);
+    guest_send(&g, chunk, len - 1);
+    expected_bad++;
+    /* nr_bits not a multiple of 64, and a range wrapping around 2^64. */
+    stl_le_p(chunk + 20, 63);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    stl_le_p(chunk + 20, 64);
+    stq_le_p(chunk + 8, UINT64_MAX - 8);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    /* A command id never issued. */
+    stq_le_p(chunk + 8, first_pfn);
+    stl_le_p(chunk, cmd_id + 1000);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    g_free(chunk);
+
+    /* Free bits beyond the end of RAM (256 MiB): the whole chunk is out. */
+    chunk = make_chunk(&len, cmd_id, 0, first_pfn, PAGE, 65536, 0, 65536);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    g_free(chunk);
+    /* In the PCI hole below 4 GiB. */
+    chunk = make_chunk(&len, cmd_id, 0, 0xe0000000ULL / PAGE, PAGE, 64, 0,
+                       1);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    g_free(chunk);
+
+    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==,
+                     expected_bad);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+
+    /* An empty last chunk ends the answer; one more chunk is refused. */
+    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, first_pfn, PAGE, 64,
+                       0, 0);
+    guest_send(&g, chunk, len);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
+    stl_le_p(chunk + 4, 0);
+    memset(chunk + FPB_CHUNK_HEADER_SIZE, 0xff, 8);
+    guest_send(&g, chunk, len);
+    expected_bad++;
+    g_free(chunk);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==,
+                     expected_bad);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+
+    finish_migration(src, dst);
+    for (page = 0; page < DATA_PAGES; page++) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        data_value(page, 1));
+    }
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/* A driver that does not negotiate the bitmap sees the stock device. */
+static void test_not_negotiated(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint64_t page;
+
+    guest_init(&g, src, false);
+    fill_data(src, 1);
+    start_migration(src, dst);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    for (page = 0; page < DATA_PAGES; page += 64) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        data_value(page, 1));
+    }
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    qtest_add_func("/fph-balloon/migrate/skip-free-keep-later-writes",
+                   test_skip_free_keep_later_writes);
+    qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
+    qtest_add_func("/fph-balloon/migrate/not-negotiated",
+                   test_not_negotiated);
+    return g_test_run();
+}
