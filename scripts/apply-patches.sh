@@ -74,12 +74,5 @@ patch_list | while read -r p; do
     fi
     echo "apply-patches: applied $p"
 done
-dup=$(sort "$applied" | uniq -d)
-if [ -n "$dup" ]; then
-    echo "apply-patches: more than one patch touches:" $dup >&2
-    echo "Each upstream file belongs to one patch (scripts/refresh-patch.sh" \
-        "relies on it); merge the hunks into one patch." >&2
-    exit 1
-fi
 sort -u -o "$applied" "$applied"
 echo "$want" > "$stamp"

@@ -112,6 +112,7 @@ def run_tap(res, label, argv, env=None, skips=()):
         output = (e.stdout or b'').decode(errors='replace')
         errors = 'timed out after %d s' % TEST_TIMEOUT
         rc = -1
+    skip_reasons = dict(skips)
     for line in output.splitlines():
         m = TAP_LINE.match(line.strip())
         if not m:
@@ -120,10 +121,12 @@ def run_tap(res, label, argv, env=None, skips=()):
         name = '%s %s' % (label, m.group(2))
         directive = (m.group(4) or '').upper()
         if directive == 'SKIP':
-            res.add(name, True, (m.group(5) or '').strip() or 'skipped')
+            reason = skip_reasons.pop(m.group(2), None)
+            res.add(name, True,
+                    reason or (m.group(5) or '').strip() or 'skipped')
         else:
             res.add(name, m.group(1) == 'ok')
-    for test_path, reason in skips:
+    for test_path, reason in skip_reasons.items():
         res.add('%s %s' % (label, test_path), True, reason)
     if rc != 0 or seen == 0:
         tail = (output.splitlines() + errors.splitlines())[-25:]

@@ -18,6 +18,7 @@
 #include "qemu/osdep.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
+#include "sysemu/runstate.h"
 #include "qemu/timer.h"
 #include "qemu/error-report.h"
 #include "qapi/visitor.h"
@@ -268,6 +269,19 @@ static void fpb_drain(void *opaque)
 {
     VirtIOBalloon *s = opaque;
 
+    if (s->fpb.rewind_slot) {
+        /*
+         * The source held the driver's request buffer without answering
+         * it: make it available again.  Only now, after virtio_load() has
+         * counted the elements in flight.
+         */
+        s->fpb.rewind_slot = false;
+        if (!virtqueue_rewind(s->fpb.vq, 1)) {
+            virtio_error(VIRTIO_DEVICE(s), "virtio-balloon: free page bitmap "
+                         "queue has no element in flight after migration");
+            return;
+        }
+    }
     if (s->fpb.vq && virtio_queue_ready(s->fpb.vq)) {
         fpb_handle_queue(VIRTIO_DEVICE(s), s->fpb.vq);
     }
@@ -293,9 +307,12 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
 
     /*
      * A page skipped here would stall a postcopy fault on the destination
-     * until the end: no hints with postcopy, as for stock hinting.
+     * until the end: no hints with postcopy, as for stock hinting.  With
+     * page poisoning (or init_on_free) the guest relies on the contents of
+     * its free pages, which a skipped page would not have there.
      */
-    if (!virtio_balloon_fpb_enabled(s) || migrate_postcopy_ram()) {
+    if (!virtio_balloon_fpb_enabled(s) || migrate_postcopy_ram() ||
+        virtio_vdev_has_feature(vdev, VIRTIO_BALLOON_F_PAGE_POISON)) {
         return 0;
     }
 
@@ -335,13 +352,23 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
     return 0;
 }
 
+static void fpb_vm_state_change(void *opaque, bool running, RunState state)
+{
+    VirtIOBalloon *s = opaque;
+
+    if (running && s->fpb.drain_on_run) {
+        s->fpb.drain_on_run = false;
+        fpb_drain(s);
+    }
+}
+
 void virtio_balloon_fpb_realize(VirtIOBalloon *s)
 {
     VirtIOBalloonFpb *fpb = &s->fpb;
 
     fpb->vq = virtio_add_queue(VIRTIO_DEVICE(s), FPB_QUEUE_SIZE,
                                fpb_handle_queue);
-    fpb->drain_bh = qemu_bh_new(fpb_drain, s);
+    fpb->vm_state = qemu_add_vm_change_state_handler(fpb_vm_state_change, s);
     fpb->precopy_notifier.notify = fpb_precopy_notify;
     precopy_add_notifier(&fpb->precopy_notifier);
 }
@@ -354,7 +381,7 @@ void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
         return;
     }
     precopy_remove_notifier(&fpb->precopy_notifier);
-    qemu_bh_delete(fpb->drain_bh);
+    qemu_del_vm_change_state_handler(fpb->vm_state);
     g_free(fpb->slot);
     fpb->slot = NULL;
     virtio_delete_queue(fpb->vq);
@@ -417,15 +444,11 @@ static int fpb_post_load(void *opaque, int version_id)
     s->fpb.state = FPB_S_IDLE;
     s->fpb.request_pending = false;
     /*
-     * The source held the driver's request buffer without answering it:
-     * make it available again, and pick up chunks the source left queued.
+     * Take the request buffer back and the chunks the source left queued,
+     * but only when the VM runs: the queue is not fully loaded yet.
      */
-    if (s->fpb.slot_held && !virtqueue_rewind(s->fpb.vq, 1)) {
-        error_report("virtio-balloon: free page bitmap queue state "
-                     "inconsistent after migration");
-        return -EINVAL;
-    }
-    qemu_bh_schedule(s->fpb.drain_bh);
+    s->fpb.rewind_slot = s->fpb.slot_held;
+    s->fpb.drain_on_run = true;
     return 0;
 }
 

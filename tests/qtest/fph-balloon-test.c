@@ -40,7 +40,8 @@ typedef struct Guest {
     QGuestAllocator alloc;
     QPCIBus *bus;
     QVirtioPCIDevice *dev;
-    QVirtQueue *vq;
+    QVirtQueue *vq;             /* the free page bitmap queue */
+    QVirtQueue *hint_vq;        /* stock free page hint queue */
     uint64_t slot;
 } Guest;
 
@@ -74,7 +75,10 @@ static uint64_t counter(QTestState *qts, const char *name)
     return value;
 }
 
-/* Probe the balloon and negotiate, acting as a qemu-fph guest driver. */
+/*
+ * Probe the balloon and negotiate, acting as a qemu-fph guest driver, or
+ * as a stock driver when @want_bitmap is false.
+ */
 static void guest_init(Guest *g, QTestState *qts, bool want_bitmap)
 {
     QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
@@ -95,6 +99,7 @@ static void guest_init(Guest *g, QTestState *qts, bool want_bitmap)
                 (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
                 (want_bitmap ? 1ULL << FPB_FEATURE : 0);
     qvirtio_set_features(&g->dev->vdev, features);
+    g->hint_vq = qvirtqueue_setup(&g->dev->vdev, &g->alloc, 3);
     g->vq = want_bitmap ? qvirtqueue_setup(&g->dev->vdev, &g->alloc,
                                           FPB_QUEUE_INDEX) : NULL;
     qvirtio_set_driver_ok(&g->dev->vdev);
@@ -204,55 +209,83 @@ static void finish_migration(QTestState *src, QTestState *dst)
     qtest_qmp_eventwait(dst, "RESUME");
 }
 
-/*
- * The core property: pages the guest reported free are not sent, and a
- * write the guest makes after reporting a page free reaches the
- * destination anyway.
- */
-static void test_skip_free_keep_later_writes(void)
+static void set_capability(QTestState *qts, const char *cap)
 {
-    QTestState *src = start_qemu("");
-    QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
-    uint32_t cmd_id;
-    uint8_t *chunk;
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
+                             "'arguments': { 'capabilities': "
+                             "[ { 'capability': %s, 'state': true } ] } }",
+                             cap);
+}
+
+typedef struct MigrateCase {
+    const char *name;
+    const char *src_caps[2];
+    const char *both_caps[2];
+} MigrateCase;
+
+static const MigrateCase migrate_cases[] = {
+    { .name = "plain" },
+    { .name = "xbzrle", .src_caps = { "xbzrle" } },
+    { .name = "multifd", .both_caps = { "multifd" } },
+    { .name = "auto-converge", .src_caps = { "auto-converge" } },
+};
+
+static void set_capabilities(const MigrateCase *c, QTestState *src,
+                             QTestState *dst)
+{
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        if (c->src_caps[i]) {
+            set_capability(src, c->src_caps[i]);
+        }
+        if (c->both_caps[i]) {
+            set_capability(src, c->both_caps[i]);
+            set_capability(dst, c->both_caps[i]);
+        }
+    }
+}
+
+/* Report the first FREE_PAGES data pages free for @cmd_id. */
+static void report_first_half_free(Guest *g, uint32_t cmd_id)
+{
     size_t len;
+    g_autofree uint8_t *chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST,
+                                           DATA_START / PAGE, PAGE,
+                                           DATA_PAGES, 0, FREE_PAGES);
+
+    guest_send(g, chunk, len);
+}
+
+/* Every 16th reported page is reused by the guest after the report. */
+static void reuse_some_reported_pages(QTestState *qts)
+{
     uint64_t page;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
-    start_slow_migration(src, dst);
-
-    cmd_id = guest_wait_request(&g);
-    g_assert_cmpuint(cmd_id, !=, 0);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 1);
-
-    /* Snapshot: the first FREE_PAGES data pages are free. */
-    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, DATA_START / PAGE,
-                       PAGE, DATA_PAGES, 0, FREE_PAGES);
-    guest_send(&g, chunk, len);
-    g_free(chunk);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
-                     FREE_PAGES);
-
-    /* The guest reuses every 16th reported page right after reporting. */
     for (page = 0; page < FREE_PAGES; page += 16) {
-        qtest_writeq(src, data_addr(page), data_value(page, 2));
+        qtest_writeq(qts, data_addr(page), data_value(page, 2));
     }
-    finish_migration(src, dst);
+}
+
+/*
+ * On the destination: reported pages are zero (never sent) but for the
+ * ones written after the report, which have the new data; the others have
+ * the original data.
+ */
+static void check_destination(QTestState *dst)
+{
+    uint64_t page;
 
     for (page = 0; page < DATA_PAGES; page++) {
         uint64_t got = qtest_readq(dst, data_addr(page));
         uint64_t want;
 
         if (page >= FREE_PAGES) {
-            want = data_value(page, 1);       /* never reported: sent */
+            want = data_value(page, 1);
         } else if (page % 16 == 0) {
-            want = data_value(page, 2);       /* written after the report */
+            want = data_value(page, 2);
         } else {
-            want = 0;                         /* free and skipped */
+            want = 0;
         }
         if (got != want) {
             g_test_message("page %" PRIu64 ": 0x%" PRIx64 ", expected 0x%"
@@ -260,7 +293,139 @@ static void test_skip_free_keep_later_writes(void)
         }
         g_assert_cmphex(got, ==, want);
     }
+}
+
+/*
+ * The core property: pages the guest reported free are not sent, and a
+ * write the guest makes after reporting a page free reaches the
+ * destination anyway.
+ */
+static void test_skip_free_keep_later_writes(const void *opaque)
+{
+    const MigrateCase *c = opaque;
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint32_t cmd_id;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    set_capabilities(c, src, dst);
+    start_slow_migration(src, dst);
+
+    cmd_id = guest_wait_request(&g);
+    g_assert_cmpuint(cmd_id, !=, 0);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 1);
+
+    report_first_half_free(&g, cmd_id);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
+                     FREE_PAGES);
+
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
     g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * An answer that arrives after the migration was cancelled is stale and
+ * never applied; a second migration asks again and works.
+ */
+static void test_cancel_then_again(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    QTestState *dst2;
+    Guest g;
+    uint32_t first, second;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    start_slow_migration(src, dst);
+    first = guest_wait_request(&g);
+
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate_cancel' }");
+    wait_for_migration_status(src, "cancelled", NULL);
+    qtest_set_expected_status(dst, EXIT_FAILURE);
+    qtest_quit(dst);
+
+    report_first_half_free(&g, first);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+
+    dst2 = start_qemu("-incoming defer");
+    guest_post_slot(&g);
+    start_slow_migration(src, dst2);
+    second = guest_wait_request(&g);
+    g_assert_cmpuint(second, ==, first + 1);
+    report_first_half_free(&g, second);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
+                     FREE_PAGES);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst2);
+    check_destination(dst2);
+    qtest_quit(dst2);
+    qtest_quit(src);
+}
+
+/* A device reset in the middle forgets the request: its answer is stale. */
+static void test_reset_in_the_middle(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint32_t cmd_id;
+    uint64_t page;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    start_slow_migration(src, dst);
+    cmd_id = guest_wait_request(&g);
+
+    /* The driver resets the device and sets it up again. */
+    qvirtio_reset(&g.dev->vdev);
+    guest_init(&g, src, true);
+    report_first_half_free(&g, cmd_id);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+
+    finish_migration(src, dst);
+    for (page = 0; page < DATA_PAGES; page++) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        data_value(page, 1));
+    }
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/* With postcopy possible, no page may be skipped: no request at all. */
+static void test_postcopy_no_hints(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint64_t page;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    set_capability(src, "postcopy-ram");
+    set_capability(dst, "postcopy-ram");
+    start_migration(src, dst);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    for (page = 0; page < DATA_PAGES; page += 64) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        data_value(page, 1));
+    }
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -377,11 +542,77 @@ static void test_not_negotiated(void)
     qtest_quit(src);
 }
 
+/*
+ * A stock driver (feature bit 3 only) still gets stock hinting, with no
+ * iothread given on the command line.
+ */
+static void test_stock_hints_without_iothread(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    uint64_t block = 4 * MiB, page;
+    uint32_t cmd_id = 0, head, id_le;
+    uint64_t id_addr;
+    Guest g;
+    gint64 deadline;
+
+    guest_init(&g, src, false);
+    fill_data(src, 1);
+    start_slow_migration(src, dst);
+
+    /* The device asks through the config space: wait for a command id. */
+    deadline = g_get_monotonic_time() + TIMEOUT_US;
+    while (cmd_id < VIRTIO_BALLOON_CMD_ID_DONE + 1 ||
+           cmd_id < 0x80000000u) {
+        g_assert(g_get_monotonic_time() < deadline);
+        cmd_id = qvirtio_config_readl(&g.dev->vdev, 8);
+        g_usleep(1000);
+    }
+
+    /* Start the round with its id, then report one 4 MiB block free. */
+    id_addr = guest_alloc(&g.alloc, sizeof(id_le));
+    qtest_writel(src, id_addr, cmd_id);
+    head = qvirtqueue_add(src, g.hint_vq, id_addr, sizeof(id_le), false,
+                          false);
+    qvirtqueue_kick(src, &g.dev->vdev, g.hint_vq, head);
+    qvirtio_wait_used_elem(src, &g.dev->vdev, g.hint_vq, head, NULL,
+                           TIMEOUT_US);
+    head = qvirtqueue_add(src, g.hint_vq, DATA_START, block, true, false);
+    qvirtqueue_kick(src, &g.dev->vdev, g.hint_vq, head);
+    qvirtio_wait_used_elem(src, &g.dev->vdev, g.hint_vq, head, NULL,
+                           TIMEOUT_US);
+
+    finish_migration(src, dst);
+    for (page = 0; page < DATA_PAGES; page++) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        page < block / PAGE ? 0 : data_value(page, 1));
+    }
+    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 int main(int argc, char **argv)
 {
+    size_t i;
+
     g_test_init(&argc, &argv, NULL);
-    qtest_add_func("/fph-balloon/migrate/skip-free-keep-later-writes",
-                   test_skip_free_keep_later_writes);
+    for (i = 0; i < G_N_ELEMENTS(migrate_cases); i++) {
+        g_autofree char *path = g_strdup_printf(
+            "/fph-balloon/migrate/skip-free-keep-later-writes/%s",
+            migrate_cases[i].name);
+
+        qtest_add_data_func(path, &migrate_cases[i],
+                            test_skip_free_keep_later_writes);
+    }
+    qtest_add_func("/fph-balloon/migrate/cancel-then-again",
+                   test_cancel_then_again);
+    qtest_add_func("/fph-balloon/migrate/reset-in-the-middle",
+                   test_reset_in_the_middle);
+    qtest_add_func("/fph-balloon/migrate/postcopy-no-hints",
+                   test_postcopy_no_hints);
+    qtest_add_func("/fph-balloon/migrate/stock-hints-without-iothread",
+                   test_stock_hints_without_iothread);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);
