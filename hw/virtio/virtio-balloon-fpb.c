@@ -122,6 +122,18 @@ static void fpb_collect_ram_ranges(VirtIOBalloonFpb *fpb)
     }
 }
 
+/*
+ * State changes wake the migration thread, which may be waiting for an
+ * answer (free-page-hint-wait).
+ */
+static void fpb_set_state(VirtIOBalloonFpb *fpb, FpbRequestState state)
+{
+    qemu_mutex_lock(&fpb->wait_lock);
+    fpb->state = state;
+    qemu_cond_broadcast(&fpb->wait_cond);
+    qemu_mutex_unlock(&fpb->wait_lock);
+}
+
 /* Answer the driver's posted buffer with a request. */
 static void fpb_issue_request(VirtIOBalloon *s)
 {
@@ -140,7 +152,7 @@ static void fpb_issue_request(VirtIOBalloon *s)
     virtqueue_push(fpb->vq, fpb->slot, sizeof(req));
     g_free(fpb->slot);
     fpb->slot = NULL;
-    fpb->state = FPB_S_REQUESTED;
+    fpb_set_state(fpb, FPB_S_REQUESTED);
     fpb->request_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     fpb->requests++;
     fpb->rounds++;
@@ -236,7 +248,7 @@ static void fpb_handle_chunk(VirtIOBalloon *s, VirtQueueElement *elem)
     trace_virtio_balloon_fpb_chunk(chunk.cmd_id, chunk.first_pfn,
                                    chunk.nr_bits, free_bytes);
     if (chunk.flags & FPB_CHUNK_F_LAST) {
-        fpb->state = FPB_S_ANSWERED;
+        fpb_set_state(fpb, FPB_S_ANSWERED);
         fpb->answered++;
         fpb->last_latency_us = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
                                 fpb->request_ns) / SCALE_US;
@@ -293,8 +305,8 @@ static void fpb_retire(VirtIOBalloonFpb *fpb)
     if (fpb->state == FPB_S_REQUESTED || fpb->request_pending) {
         trace_virtio_balloon_fpb_retire(fpb->cmd_id);
     }
-    fpb->state = FPB_S_IDLE;
     fpb->request_pending = false;
+    fpb_set_state(fpb, FPB_S_IDLE);
 }
 
 static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
@@ -317,9 +329,6 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
     }
 
     switch (pnd->reason) {
-    case PRECOPY_NOTIFY_SETUP:
-        fpb->rounds = 0;
-        break;
     case PRECOPY_NOTIFY_BEFORE_BITMAP_SYNC:
         /*
          * The sync brings in writes made since the request; a hint applied
@@ -328,7 +337,8 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
         fpb_retire(fpb);
         break;
     case PRECOPY_NOTIFY_AFTER_BITMAP_SYNC:
-        if (!vdev->vm_running || (fpb->rounds && !fpb->later_rounds)) {
+        if (!vdev->vm_running ||
+            (fpb->rounds && !migrate_free_page_hint_repeat())) {
             break;
         }
         /*
@@ -344,13 +354,57 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
         break;
     case PRECOPY_NOTIFY_COMPLETE:
     case PRECOPY_NOTIFY_CLEANUP:
+        /* The first sync comes before SETUP: count rounds from here. */
         fpb_retire(fpb);
+        fpb->rounds = 0;
         break;
     default:
         break;
     }
     return 0;
 }
+
+/* Called by migration, in its thread and without the BQL. */
+static void fpb_wait_for_answer(void *opaque, uint32_t ms)
+{
+    VirtIOBalloonFpb *fpb = &VIRTIO_BALLOON(opaque)->fpb;
+    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + ms;
+    int64_t now;
+
+    qemu_mutex_lock(&fpb->wait_lock);
+    while (fpb->state == FPB_S_REQUESTED &&
+           (now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) < deadline) {
+        qemu_cond_timedwait(&fpb->wait_cond, &fpb->wait_lock,
+                            deadline - now);
+    }
+    trace_virtio_balloon_fpb_waited(fpb->cmd_id, fpb->state);
+    qemu_mutex_unlock(&fpb->wait_lock);
+}
+
+static bool fpb_query(void *opaque, FreePageHintStats *stats)
+{
+    VirtIOBalloon *s = opaque;
+    VirtIOBalloonFpb *fpb = &s->fpb;
+
+    if (!virtio_balloon_fpb_enabled(s)) {
+        return false;
+    }
+    *stats = (FreePageHintStats) {
+        .requests = fpb->requests,
+        .answered = fpb->answered,
+        .stale_chunks = fpb->stale_chunks,
+        .bad_input = fpb->bad_input,
+        .bitmap_bytes = fpb->bitmap_bytes,
+        .skipped_pages = fpb->free_pages_skipped,
+        .latency = fpb->last_latency_us,
+    };
+    return true;
+}
+
+static const FreePageHintOps fpb_ops = {
+    .query = fpb_query,
+    .wait = fpb_wait_for_answer,
+};
 
 static void fpb_vm_state_change(void *opaque, bool running, RunState state)
 {
@@ -371,6 +425,9 @@ void virtio_balloon_fpb_realize(VirtIOBalloon *s)
     fpb->vm_state = qemu_add_vm_change_state_handler(fpb_vm_state_change, s);
     fpb->precopy_notifier.notify = fpb_precopy_notify;
     precopy_add_notifier(&fpb->precopy_notifier);
+    qemu_mutex_init(&fpb->wait_lock);
+    qemu_cond_init(&fpb->wait_cond);
+    ram_set_free_page_hint_ops(&fpb_ops, s);
 }
 
 void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
@@ -380,12 +437,15 @@ void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
     if (!fpb->vq) {
         return;
     }
+    ram_set_free_page_hint_ops(NULL, NULL);
     precopy_remove_notifier(&fpb->precopy_notifier);
     qemu_del_vm_change_state_handler(fpb->vm_state);
     g_free(fpb->slot);
     fpb->slot = NULL;
     virtio_delete_queue(fpb->vq);
     fpb->vq = NULL;
+    qemu_cond_destroy(&fpb->wait_cond);
+    qemu_mutex_destroy(&fpb->wait_lock);
 }
 
 void virtio_balloon_fpb_reset(VirtIOBalloon *s)

@@ -166,6 +166,20 @@ static uint8_t *make_chunk(size_t *len, uint32_t cmd_id, uint32_t flags,
     return buf;
 }
 
+/* A member of query-migrate's free-page-hints, which must be present. */
+static uint64_t migrate_stat(QTestState *qts, const char *name)
+{
+    QDict *rsp = migrate_query(qts);
+    QDict *hints;
+    uint64_t value;
+
+    g_assert(qdict_haskey(rsp, "free-page-hints"));
+    hints = qdict_get_qdict(rsp, "free-page-hints");
+    value = qdict_get_int(hints, name);
+    qobject_unref(rsp);
+    return value;
+}
+
 static void fill_data(QTestState *qts, uint64_t generation)
 {
     uint64_t page;
@@ -324,11 +338,95 @@ static void test_skip_free_keep_later_writes(const void *opaque)
                      FREE_PAGES);
 
     reuse_some_reported_pages(src);
+    /* Ask again after the next sync: the slot is taken then. */
+    guest_post_slot(&g);
     finish_migration(src, dst);
     check_destination(dst);
     g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
+    g_assert_cmpuint(migrate_stat(src, "answered"), ==, 1);
+    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
+    g_assert_cmpuint(migrate_stat(src, "bitmap-bytes"), ==, DATA_PAGES / 8);
+    g_assert_cmpuint(guest_wait_request(&g), ==, cmd_id + 1);
     qtest_quit(dst);
     qtest_quit(src);
+}
+
+/* free-page-hint-repeat off: one request per migration, not one a sync. */
+static void test_no_repeat(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint32_t cmd_id;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-repeat': false"
+                             " } }");
+    start_slow_migration(src, dst);
+    cmd_id = guest_wait_request(&g);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    guest_post_slot(&g);
+    finish_migration(src, dst);
+    check_destination(dst);
+    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 1);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * free-page-hint-wait: an unthrottled migration waits for the guest's
+ * answer before its first pass, so the reported pages are never sent.
+ */
+static void test_wait_for_first_bitmap(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    g_autofree char *params = NULL;
+    g_autofree char *info = NULL;
+    Guest g;
+    uint32_t cmd_id;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-wait': 30000 }"
+                             " }");
+    params = qtest_hmp(src, "info migrate_parameters");
+    g_assert(strstr(params, "free-page-hint-wait: 30000 ms"));
+    g_assert(strstr(params, "free-page-hint-repeat: on"));
+    start_migration(src, dst);
+    cmd_id = guest_wait_request(&g);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+    check_destination(dst);
+    g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
+    info = qtest_hmp(src, "info migrate");
+    g_assert(strstr(info, "free page hints: skipped 2048 pages"));
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/* The parameter is bounded, with a clear error. */
+static void test_wait_parameter_bounds(void)
+{
+    QTestState *qts = start_qemu("");
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'migrate-set-parameters',"
+                           "'arguments': { 'free-page-hint-wait': 60001 }"
+                           " }");
+
+    g_assert(qdict_haskey(rsp, "error"));
+    g_assert(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"), "desc"),
+                    "free-page-hint-wait"));
+    qobject_unref(rsp);
+    qtest_quit(qts);
 }
 
 /*
@@ -613,6 +711,11 @@ int main(int argc, char **argv)
                    test_postcopy_no_hints);
     qtest_add_func("/fph-balloon/migrate/stock-hints-without-iothread",
                    test_stock_hints_without_iothread);
+    qtest_add_func("/fph-balloon/migrate/no-repeat", test_no_repeat);
+    qtest_add_func("/fph-balloon/migrate/wait-for-first-bitmap",
+                   test_wait_for_first_bitmap);
+    qtest_add_func("/fph-balloon/parameters/wait-bounds",
+                   test_wait_parameter_bounds);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);

@@ -14,6 +14,7 @@
 #include "hw/virtio/free-page-bitmap.h"
 #include "hw/virtio/virtio.h"
 #include "qemu/notify.h"
+#include "qemu/thread.h"
 
 /*
  * Feature bit of the protocol.  Bits 0-5 are the spec's; the spec hands
@@ -57,8 +58,9 @@ typedef struct VirtIOBalloonFpb {
     VMChangeStateEntry *vm_state;
     bool drain_on_run;          /* loaded: look at the queue once running */
 
-    /* Properties */
-    bool later_rounds;          /* request again after every sync */
+    /* The migration thread waits on these for an answer. */
+    QemuMutex wait_lock;
+    QemuCond wait_cond;
 
     /* Counters, read through QOM properties */
     uint64_t requests;
