@@ -53,7 +53,7 @@ check: qemu unit-tests
 	@$(PYTHON) scripts/run-checks.py
 
 demo: qemu
-	@$(PYTHON) scripts/demo.py --qemu $(QEMU) --build $(BUILD)
+	@$(PYTHON) scripts/demo.py
 
 endif
 

@@ -17,7 +17,7 @@ class QMPError(Exception):
 class QEMU:
     """One QEMU process with a QMP socket and its serial console in a file."""
 
-    def __init__(self, binary, args, name, workdir=None):
+    def __init__(self, binary, args, name, workdir=None, serial=None):
         self.name = name
         self.workdir = workdir or tempfile.mkdtemp(prefix='fph-')
         self.qmp_path = os.path.join(self.workdir, name + '.qmp')
@@ -29,7 +29,7 @@ class QEMU:
         argv = [binary, '-nodefaults', '-display', 'none',
                 '-name', name + ',debug-threads=on',
                 '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path,
-                '-serial', 'file:' + self.serial_path] + list(args)
+                '-serial', serial or 'file:' + self.serial_path] + list(args)
         self.argv = argv
         self.log = open(self.log_path, 'w')
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,

@@ -452,6 +452,9 @@ void virtio_balloon_fpb_reset(VirtIOBalloon *s)
 {
     VirtIOBalloonFpb *fpb = &s->fpb;
 
+    if (!fpb->vq) {
+        return;                 /* not offered: nothing was set up */
+    }
     /* The queue is reset too: the slot is simply forgotten. */
     g_free(fpb->slot);
     fpb->slot = NULL;

@@ -414,6 +414,18 @@ static void test_wait_for_first_bitmap(void)
     qtest_quit(src);
 }
 
+/* Without free-page-hint, nothing of the protocol exists: reset works. */
+static void test_hints_off_reset(void)
+{
+    QTestState *qts = qtest_init("-M q35 -m 256M -device virtio-balloon-pci,"
+                                 "id=balloon,free-page-hint=off");
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
+    qtest_qmp_eventwait(qts, "RESET");
+    g_assert_cmpuint(counter(qts, "free-page-bitmap-requests"), ==, 0);
+    qtest_quit(qts);
+}
+
 /* The parameter is bounded, with a clear error. */
 static void test_wait_parameter_bounds(void)
 {
@@ -716,6 +728,8 @@ int main(int argc, char **argv)
                    test_wait_for_first_bitmap);
     qtest_add_func("/fph-balloon/parameters/wait-bounds",
                    test_wait_parameter_bounds);
+    qtest_add_func("/fph-balloon/device/hints-off-reset",
+                   test_hints_off_reset);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);

@@ -1,0 +1,315 @@
+"""Real Linux guests for qemu-fph's main job, benchmark, soak and end-to-end
+check: boot a guest, prepare a scenario, migrate it over TCP to a second
+QEMU, check every live page of the guest's data on the destination, and
+scan the destination's kernel log for BUG, Oops, WARNING and panic.
+
+Guest kinds (built by guest/*.sh into build/guest):
+  stock  Debian 12's own kernel, which speaks stock hinting (bit 3)
+  fph    linux-source-6.1 with qemu-fph's driver patches (bitmap, bit 16)
+"""
+
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+from qmp import QEMU, QMPError, kvm_usable
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(TOP, 'build')
+GUEST_OUT = os.path.join(BUILD, 'guest')
+QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
+
+BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
+                     r'list_del corruption|general protection fault)')
+
+# What each mode runs: guest kind, device options, kernel options.
+MODES = {
+    'off': ('stock', 'free-page-hint=off', ''),
+    'stock': ('stock', 'free-page-hint=on', ''),
+    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0'),
+    'bitmap': ('fph', 'free-page-hint=on', ''),
+    'fph-off': ('fph', 'free-page-hint=off', ''),
+}
+
+
+def progress(msg):
+    print('.. ' + msg, flush=True)
+
+
+def build_guests(kinds):
+    """Build what is missing (the scripts are incremental)."""
+    os.makedirs(GUEST_OUT, exist_ok=True)
+    if 'stock' in kinds:
+        progress('guest: Debian kernel (stock)')
+        subprocess.run([os.path.join(TOP, 'guest', 'stock-kernel.sh'),
+                        GUEST_OUT], check=True)
+        subprocess.run([os.path.join(TOP, 'guest', 'initramfs.sh'),
+                        GUEST_OUT, 'stock',
+                        os.path.join(GUEST_OUT, 'stock', 'modules')],
+                       check=True)
+    if 'fph' in kinds:
+        progress('guest: qemu-fph kernel (this takes minutes the first time)')
+        subprocess.run([os.path.join(TOP, 'guest', 'fph-kernel.sh'),
+                        GUEST_OUT], check=True)
+        subprocess.run([os.path.join(TOP, 'guest', 'initramfs.sh'),
+                        GUEST_OUT, 'fph'], check=True)
+
+
+def guest_files(kind):
+    if kind == 'stock':
+        kernel = os.path.join(GUEST_OUT, 'stock', 'vmlinuz')
+    else:
+        kernel = os.path.join(GUEST_OUT, 'bzImage-fph')
+    return kernel, os.path.join(GUEST_OUT, kind, 'initramfs.cpio.gz')
+
+
+class Console:
+    """The guest's serial console through a UNIX socket chardev."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.text = ''
+        self.lock = threading.Lock()
+        self.closed = False
+        self.seq = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b''
+            if not data:
+                self.closed = True
+                return
+            with self.lock:
+                self.text += data.decode(errors='replace')
+
+    def wait_for(self, pattern, timeout, start=0):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            with self.lock:
+                m = rx.search(self.text, start)
+            if m:
+                return m
+            if self.closed:
+                break
+            time.sleep(0.02)
+        return None
+
+    def run(self, command, timeout=300):
+        """Run a shell command in the guest; returns (status, output)."""
+        self.seq += 1
+        tag = 'FPH%d' % self.seq
+        with self.lock:
+            start = len(self.text)
+        # The marker is split so the echoed command line cannot match it.
+        line = '%s; echo "@@%s" "$?" "@@"\n' % (command, tag)
+        self.sock.sendall(line.encode())
+        m = self.wait_for(r'@@%s (\d+) @@' % tag, timeout, start)
+        if not m:
+            raise TimeoutError('guest did not finish %r in %d s' %
+                               (command, timeout))
+        with self.lock:
+            out = self.text[start:m.start()]
+        # Drop the echoed command line.
+        out = out.split('\n', 1)[1] if '\n' in out else ''
+        return int(m.group(1)), out.strip()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class GuestVM:
+    """A QEMU running a guest kind, with its QMP and its console."""
+
+    def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
+                 workdir, incoming=False, smp=2):
+        kernel, initrd = guest_files(kind)
+        self.console_path = os.path.join(workdir, name + '.console')
+        if os.path.exists(self.console_path):
+            os.unlink(self.console_path)
+        args = ['-accel', accel, '-M', 'q35', '-m', '%dM' % mem_mib,
+                '-smp', str(smp),
+                '-kernel', kernel, '-initrd', initrd,
+                '-append', 'console=ttyS0 quiet panic=-1 ' + cmdline,
+                '-chardev', 'socket,id=con,path=%s,server=on,wait=off' %
+                self.console_path,
+                '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
+        if accel == 'tcg':
+            args[2:2] = ['-cpu', 'max']
+        if incoming:
+            args += ['-incoming', 'defer']
+        self.vm = QEMU(QEMU_BIN, args, name, workdir, serial='chardev:con')
+        self.console = Console(self.console_path)
+
+    def close(self):
+        self.console.close()
+        self.vm.close()
+
+
+def boot(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
+         timeout=120):
+    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, workdir)
+    if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
+        text = g.console.text[-1500:]
+        g.close()
+        raise QMPError('%s guest did not boot in %d s (%s):\n%s' %
+                       (kind, timeout, accel, text))
+    time.sleep(0.5)
+    return g
+
+
+def pick_accel(workdir):
+    """KVM when it really boots our guest here, TCG otherwise."""
+    if not kvm_usable():
+        return 'tcg', '/dev/kvm is not usable'
+    try:
+        g = boot('kvm-probe', 'stock', 'kvm', 512, 'free-page-hint=off', '',
+                 workdir, timeout=30)
+    except (QMPError, OSError):
+        return 'tcg', 'KVM did not boot the guest within 30 s'
+    g.close()
+    return 'kvm', 'KVM boots the guest'
+
+
+def scenario_commands(scenario, mem_mib):
+    """Guest shell commands that prepare a scenario (before migrating), and
+    the ones to run while migrating.  Live data: a holder of hold_mib."""
+    hold = max(16, mem_mib // 16)
+    prep = ['fph-guest hold %d' % hold]
+    during = []
+    if scenario == 'freed':
+        prep.append('fph-guest fill %d' % (mem_mib * 3 // 4 - hold))
+    elif scenario == 'fragmented':
+        prep.append('fph-guest fragment %d' % (mem_mib * 3 // 4 - hold))
+    elif scenario == 'churn':
+        prep.append('fph-guest fill %d' % (mem_mib // 2))
+        prep.append('fph-guest churn %d 600' % max(8, mem_mib // 16))
+        during.append('fph-guest rewrite')
+    return hold, prep, during
+
+
+def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
+                timeout=900, wait_ms=0):
+    """One migration; returns a result dict."""
+    _, device_opts, cmdline = MODES[mode]
+    hold, prep, during = scenario_commands(scenario, mem_mib)
+    port = free_port()
+    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir)
+    dst = None
+    try:
+        dst = GuestVM('destination', kind, accel, mem_mib, device_opts,
+                      cmdline, workdir, incoming=True)
+        for c in prep:
+            status, out = src.console.run(c, timeout=600)
+            if status:
+                raise QMPError('guest command %r failed: %s' % (c, out))
+        params = {'max-bandwidth': bandwidth_mib << 20,
+                  'downtime-limit': 300}
+        if wait_ms:
+            params['free-page-hint-wait'] = wait_ms
+        src.vm.cmd('migrate-set-parameters', **params)
+        dst.vm.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
+        start = time.monotonic()
+        src.vm.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
+        for c in during:
+            src.console.sock.sendall((c + '\n').encode())
+        info = wait_migration(src.vm, start, timeout)
+        elapsed = time.monotonic() - start
+        src_log = src.console.text
+        # On the destination: alive, data intact, no kernel complaints.
+        dst.console.sock.sendall(b'\n')
+        alive = True
+        try:
+            status, out = dst.console.run('echo alive', timeout=60)
+            alive = status == 0 and 'alive' in out
+        except TimeoutError:
+            alive = False
+        checked = wrong = None
+        dmesg_bad = []
+        if alive:
+            try:
+                status, out = dst.console.run('fph-guest verify',
+                                              timeout=600)
+                m = re.search(r'pages checked (\d+), pages wrong (\d+)', out)
+                if m:
+                    checked, wrong = int(m.group(1)), int(m.group(2))
+                status, out = dst.console.run('dmesg', timeout=60)
+                dmesg_bad = [l for l in out.splitlines() if BAD_LOG.search(l)]
+            except TimeoutError:
+                alive = False
+        console_bad = [l for l in dst.console.text.splitlines()
+                       if BAD_LOG.search(l)]
+        ram = info.get('ram', {})
+        hints = info.get('free-page-hints', {})
+        fpb_line = re.findall(r'free page bitmap cmd \d+: .*', src_log)
+        return {
+            'kind': kind, 'mode': mode, 'scenario': scenario,
+            'accel': accel, 'guest_mib': mem_mib,
+            'bandwidth_mib': bandwidth_mib,
+            'total_ms': info.get('total-time'),
+            'downtime_ms': info.get('downtime'),
+            'mb_sent': round(ram.get('transferred', 0) / 1e6, 1),
+            'zero_pages': ram.get('duplicate', 0),
+            'free_pages_skipped': hints.get('skipped-pages'),
+            'hint_latency_us': hints.get('latency'),
+            'live_mib': hold,
+            'pages_checked': checked, 'pages_wrong': wrong,
+            'guest_alive': alive,
+            'kernel_complaints': sorted(set(console_bad + dmesg_bad))[:10],
+            'guest_bitmap_report': fpb_line[-1] if fpb_line else None,
+            'wall_s': round(elapsed, 1),
+        }
+    finally:
+        src.close()
+        if dst:
+            dst.close()
+
+
+def wait_migration(vm, start, timeout):
+    while True:
+        info = vm.cmd('query-migrate')
+        if info.get('status') in ('completed', 'failed', 'cancelled'):
+            break
+        if time.monotonic() - start > timeout:
+            vm.cmd('migrate_cancel')
+            raise QMPError('migration did not finish in %d s' % timeout)
+        time.sleep(0.1)
+    if info['status'] != 'completed':
+        raise QMPError('migration %s: %s' % (info['status'],
+                                             info.get('error-desc', '')))
+    return info
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_ok(r):
+    """A run is good when every page checked right and the guest lives."""
+    return (r['guest_alive'] and r['pages_wrong'] == 0 and
+            r['pages_checked'] and not r['kernel_complaints'])

@@ -1,0 +1,113 @@
+"""Tables, JSON and charts of migration results, shared by the demo, the
+benchmark and the soak."""
+
+import json
+import statistics
+
+COLUMNS = [
+    ('scenario', 'scenario'), ('mode', 'mode'), ('total_ms', 'total ms'),
+    ('downtime_ms', 'downtime ms'), ('mb_sent', 'MB sent'),
+    ('skipped', 'skipped free/zero'), ('hint_latency_ms', 'hint ms'),
+    ('limit_mb', 'limit MB'), ('check', 'data check'),
+]
+
+
+def describe_check(r):
+    if not r['guest_alive']:
+        return 'FAIL: guest unresponsive'
+    if r['kernel_complaints']:
+        return 'FAIL: ' + r['kernel_complaints'][0][:40]
+    if r['pages_wrong'] is None:
+        return 'FAIL: no verify result'
+    if r['pages_wrong']:
+        return 'FAIL: %d of %d pages wrong' % (r['pages_wrong'],
+                                                r['pages_checked'])
+    return 'ok, %d pages' % r['pages_checked']
+
+
+def table_row(r):
+    free = r.get('free_pages_skipped')
+    lat = r.get('hint_latency_us')
+    return {
+        'scenario': r['scenario'], 'mode': r['mode'],
+        'total_ms': r['total_ms'], 'downtime_ms': r['downtime_ms'],
+        'mb_sent': r['mb_sent'],
+        'skipped': '%s/%s' % ('-' if free is None else free, r['zero_pages']),
+        'hint_latency_ms': '-' if not lat else '%.1f' % (lat / 1000),
+        'limit_mb': r.get('limit_mb', '-'),
+        'check': describe_check(r),
+    }
+
+
+def format_table(rows, columns=COLUMNS):
+    cells = [table_row(r) for r in rows]
+    widths = [max(len(h), *(len(str(c[k])) for c in cells))
+              for k, h in columns]
+    lines = ['  '.join(h.ljust(w) for (_, h), w in zip(columns, widths))]
+    for c in cells:
+        lines.append('  '.join(str(c[k]).ljust(w)
+                               for (k, _), w in zip(columns, widths)))
+    return '\n'.join(lines)
+
+
+def write_json(rows, path, meta):
+    with open(path, 'w') as f:
+        json.dump({'meta': meta, 'runs': rows}, f, indent=2)
+
+
+def median_rows(rows):
+    """Group runs by (size, scenario, mode); medians of the numbers."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r['guest_mib'], r['scenario'], r['mode']),
+                          []).append(r)
+    out = []
+    for key, runs in groups.items():
+        m = dict(runs[0])
+        for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
+                  'free_pages_skipped', 'hint_latency_us'):
+            vals = [r[k] for r in runs if r.get(k) is not None]
+            m[k] = statistics.median(vals) if vals else None
+        m['repetitions'] = len(runs)
+        m['pages_wrong'] = max((r['pages_wrong'] or 0) for r in runs)
+        m['guest_alive'] = all(r['guest_alive'] for r in runs)
+        m['kernel_complaints'] = sum((r['kernel_complaints'] for r in runs),
+                                     [])
+        out.append(m)
+    return out
+
+
+def write_chart(rows, path, title):
+    """Grouped bars of MB sent per scenario and mode, with each scenario's
+    limit as a line."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(r['scenario'] for r in rows))
+    modes = list(dict.fromkeys(r['mode'] for r in rows))
+    width = 0.8 / max(1, len(modes))
+    fig, ax = plt.subplots(figsize=(2 + 2.2 * len(scenarios), 4.5))
+    for i, mode in enumerate(modes):
+        xs, ys = [], []
+        for j, sc in enumerate(scenarios):
+            for r in rows:
+                if r['scenario'] == sc and r['mode'] == mode:
+                    xs.append(j + (i - (len(modes) - 1) / 2) * width)
+                    ys.append(r['mb_sent'])
+        bars = ax.bar(xs, ys, width, label=mode)
+        ax.bar_label(bars, fmt='%.0f', fontsize=7)
+    for j, sc in enumerate(scenarios):
+        limits = [r['limit_mb'] for r in rows
+                  if r['scenario'] == sc and r.get('limit_mb')]
+        if limits:
+            ax.hlines(min(limits), j - 0.45, j + 0.45, colors='black',
+                      linestyles='dashed')
+    ax.set_xticks(range(len(scenarios)))
+    ax.set_xticklabels(scenarios)
+    ax.set_ylabel('MB sent')
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
