@@ -14,7 +14,8 @@ NINJA := ninja
 QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
-.PHONY: all qemu prepare check lint unit-tests demo help clean distclean
+.PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
+	distclean
 
 all: qemu
 
@@ -22,11 +23,13 @@ help:
 	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
 	@echo "make check      unit tests, qtests and lint; one summary line"
 	@echo "make lint       checkpatch.pl on our files and patches"
-	@echo "make demo       the main job: migrate a booted guest, print results"
+	@echo "make demo       the main job: migrate real guests, print results"
+	@echo "make soak       20 migrations of the stock guest with stock hints"
+	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 ifeq ($(BUILD),)
-qemu prepare check lint unit-tests demo:
+qemu prepare check lint unit-tests demo soak bench:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -54,6 +57,14 @@ check: qemu unit-tests
 
 demo: qemu
 	@$(PYTHON) scripts/demo.py
+
+# 20 migrations of the stock guest with stock hinting (see the soak script)
+soak: qemu
+	@$(PYTHON) scripts/soak.py
+
+# The full matrix; regenerates docs/benchmark.*
+bench: qemu
+	@$(PYTHON) scripts/bench.py
 
 endif
 

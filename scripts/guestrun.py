@@ -25,13 +25,17 @@ QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
 BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
                      r'list_del corruption|general protection fault)')
 
-# What each mode runs: guest kind, device options, kernel options.
+# What each mode runs: guest kind, device options, kernel options, and
+# extra QEMU options.
 MODES = {
-    'off': ('stock', 'free-page-hint=off', ''),
-    'stock': ('stock', 'free-page-hint=on', ''),
-    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0'),
-    'bitmap': ('fph', 'free-page-hint=on', ''),
-    'fph-off': ('fph', 'free-page-hint=off', ''),
+    'off': ('stock', 'free-page-hint=off', '', []),
+    'stock': ('stock', 'free-page-hint=on', '', []),
+    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0', []),
+    'bitmap': ('fph', 'free-page-hint=on', '', []),
+    'fph-off': ('fph', 'free-page-hint=off', '', []),
+    # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
+    'stock-iothread': ('stock', 'free-page-hint=on,iothread=io1', '',
+                       ['-object', 'iothread,id=io1']),
 }
 
 
@@ -143,7 +147,7 @@ class GuestVM:
     """A QEMU running a guest kind, with its QMP and its console."""
 
     def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
-                 workdir, incoming=False, smp=2):
+                 workdir, incoming=False, smp=2, extra=()):
         kernel, initrd = guest_files(kind)
         self.console_path = os.path.join(workdir, name + '.console')
         if os.path.exists(self.console_path):
@@ -155,6 +159,7 @@ class GuestVM:
                 '-chardev', 'socket,id=con,path=%s,server=on,wait=off' %
                 self.console_path,
                 '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
+        args += list(extra)
         if accel == 'tcg':
             args[2:2] = ['-cpu', 'max']
         if incoming:
@@ -168,8 +173,9 @@ class GuestVM:
 
 
 def boot(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
-         timeout=120):
-    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, workdir)
+         timeout=120, extra=()):
+    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
+                extra=extra)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
@@ -212,14 +218,15 @@ def scenario_commands(scenario, mem_mib):
 def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
                 timeout=900, wait_ms=0):
     """One migration; returns a result dict."""
-    _, device_opts, cmdline = MODES[mode]
+    _, device_opts, cmdline, extra = MODES[mode]
     hold, prep, during = scenario_commands(scenario, mem_mib)
     port = free_port()
-    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir)
+    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir,
+               extra=extra)
     dst = None
     try:
         dst = GuestVM('destination', kind, accel, mem_mib, device_opts,
-                      cmdline, workdir, incoming=True)
+                      cmdline, workdir, incoming=True, extra=extra)
         for c in prep:
             status, out = src.console.run(c, timeout=600)
             if status:

@@ -2,8 +2,9 @@
 """Run qemu-fph's checks and print one summary line.
 
 Checks, in order: checkpatch.pl on our files and patches (lint), the cmocka
-unit tests, and the qtests that cover what the fork changes (QEMU's own
-and ours) against the fork's qemu-system-x86_64.  Every test case counts
+unit tests, the qtests that cover what the fork changes (QEMU's own and
+ours) against the fork's qemu-system-x86_64, and the end-to-end check that
+migrates qemu-fph's Linux guest (scripts/e2e-check.py).  Every test case counts
 once; upstream cases that cannot pass on this machine for reasons outside
 the project are skipped by name from tests/skip-list, and listed.
 """
@@ -192,7 +193,7 @@ def run_qtests(res, only=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', action='append',
-                        help='lint, unit, qtest, or a qtest binary name')
+                        help='lint, unit, qtest, e2e, or a qtest binary')
     args = parser.parse_args()
     only = set(args.only or [])
     res = Results()
@@ -200,9 +201,12 @@ def main():
         run_lint(res)
     if not only or 'unit' in only:
         run_unit(res)
-    qtest_only = only - {'lint', 'unit'}
+    qtest_only = only - {'lint', 'unit', 'e2e'}
     if not only or qtest_only:
         run_qtests(res, None if 'qtest' in only or not only else qtest_only)
+    if not only or 'e2e' in only:
+        run_tap(res, 'e2e', [sys.executable,
+                             os.path.join(TOP, 'scripts', 'e2e-check.py')])
 
     if res.skipped:
         print('Skipped on purpose (tests/skip-list) or by the test itself:')

@@ -281,19 +281,6 @@ static void fpb_drain(void *opaque)
 {
     VirtIOBalloon *s = opaque;
 
-    if (s->fpb.rewind_slot) {
-        /*
-         * The source held the driver's request buffer without answering
-         * it: make it available again.  Only now, after virtio_load() has
-         * counted the elements in flight.
-         */
-        s->fpb.rewind_slot = false;
-        if (!virtqueue_rewind(s->fpb.vq, 1)) {
-            virtio_error(VIRTIO_DEVICE(s), "virtio-balloon: free page bitmap "
-                         "queue has no element in flight after migration");
-            return;
-        }
-    }
     if (s->fpb.vq && virtio_queue_ready(s->fpb.vq)) {
         fpb_handle_queue(VIRTIO_DEVICE(s), s->fpb.vq);
     }
@@ -507,12 +494,48 @@ static int fpb_post_load(void *opaque, int version_id)
     s->fpb.state = FPB_S_IDLE;
     s->fpb.request_pending = false;
     /*
-     * Take the request buffer back and the chunks the source left queued,
-     * but only when the VM runs: the queue is not fully loaded yet.
+     * Chunks the source left queued are consumed when the VM runs: the
+     * queue is not fully loaded yet.
      */
-    s->fpb.rewind_slot = s->fpb.slot_held;
     s->fpb.drain_on_run = true;
     return 0;
+}
+
+/*
+ * The driver's request buffer, when the device holds it, travels as a
+ * whole element: other buffers may have been taken and given back after
+ * it, so it is not simply the last one taken from the queue.
+ */
+static int fpb_get_slot(QEMUFile *f, void *pv, size_t size,
+                        const VMStateField *field)
+{
+    VirtIOBalloon *s = container_of(pv, VirtIOBalloon, fpb.slot);
+
+    s->fpb.slot = qemu_get_virtqueue_element(VIRTIO_DEVICE(s), f,
+                                             sizeof(VirtQueueElement));
+    return s->fpb.slot ? 0 : -EINVAL;
+}
+
+static int fpb_put_slot(QEMUFile *f, void *pv, size_t size,
+                        const VMStateField *field, JSONWriter *vmdesc)
+{
+    VirtIOBalloon *s = container_of(pv, VirtIOBalloon, fpb.slot);
+
+    qemu_put_virtqueue_element(VIRTIO_DEVICE(s), f, s->fpb.slot);
+    return 0;
+}
+
+static const VMStateInfo fpb_slot_info = {
+    .name = "virtio-balloon-fpb-slot",
+    .get = fpb_get_slot,
+    .put = fpb_put_slot,
+};
+
+static bool fpb_slot_exists(void *opaque, int version_id)
+{
+    VirtIOBalloon *s = opaque;
+
+    return s->fpb.slot_held;
 }
 
 static bool fpb_vmstate_needed(void *opaque)
@@ -531,6 +554,14 @@ const VMStateDescription vmstate_virtio_balloon_fpb = {
         VMSTATE_UINT32(fpb.cmd_id, VirtIOBalloon),
         VMSTATE_UINT64(fpb.requests, VirtIOBalloon),
         VMSTATE_BOOL(fpb.slot_held, VirtIOBalloon),
+        {
+            .name = "fpb.slot",
+            .info = &fpb_slot_info,
+            .field_exists = fpb_slot_exists,
+            .size = sizeof(VirtQueueElement *),
+            .flags = VMS_SINGLE,
+            .offset = offsetof(VirtIOBalloon, fpb.slot),
+        },
         VMSTATE_END_OF_LIST()
     }
 };

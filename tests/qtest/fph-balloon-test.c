@@ -105,6 +105,18 @@ static void guest_init(Guest *g, QTestState *qts, bool want_bitmap)
     qvirtio_set_driver_ok(&g->dev->vdev);
 }
 
+/* The guest now runs in @qts, after a migration: same memory, new QEMU. */
+static void guest_moved_to(Guest *g, QTestState *qts)
+{
+    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
+
+    g->qts = qts;
+    g->bus = qpci_new_pc(qts, &g->alloc);
+    g->dev = virtio_pci_new(g->bus, &addr);
+    g_assert(g->dev);
+    qvirtio_pci_device_enable(g->dev);
+}
+
 static void guest_post_slot(Guest *g)
 {
     uint32_t head;
@@ -309,6 +321,19 @@ static void check_destination(QTestState *dst)
     }
 }
 
+/* Every data page has its first data, but rewritten ones the new data. */
+static void check_pages_sent_or_rewritten(QTestState *dst)
+{
+    uint64_t page;
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        uint64_t want = page < FREE_PAGES && page % 16 == 0 ?
+                        data_value(page, 2) : data_value(page, 1);
+
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==, want);
+    }
+}
+
 /*
  * The core property: pages the guest reported free are not sent, and a
  * write the guest makes after reporting a page free reaches the
@@ -338,16 +363,55 @@ static void test_skip_free_keep_later_writes(const void *opaque)
                      FREE_PAGES);
 
     reuse_some_reported_pages(src);
-    /* Ask again after the next sync: the slot is taken then. */
-    guest_post_slot(&g);
     finish_migration(src, dst);
     check_destination(dst);
     g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
     g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
     g_assert_cmpuint(migrate_stat(src, "answered"), ==, 1);
-    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
     g_assert_cmpuint(migrate_stat(src, "bitmap-bytes"), ==, DATA_PAGES / 8);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * free-page-hint-repeat (the default): the device asks again after the
+ * next sync, and a write after that answer still arrives.  The migration
+ * pauses before switching over, so the answer comes before the last sync.
+ */
+static void test_repeat(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    Guest g;
+    uint32_t cmd_id;
+    size_t len;
+    g_autofree uint8_t *chunk = NULL;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    set_capability(src, "pause-before-switchover");
+    start_slow_migration(src, dst);
+    cmd_id = guest_wait_request(&g);
+    /* The first answer reports nothing free: every page goes out. */
+    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, DATA_START / PAGE,
+                       PAGE, 64, 0, 0);
+    guest_send(&g, chunk, len);
+    guest_post_slot(&g);
+    set_bandwidth(src, 1ULL << 30);
+    wait_for_migration_status(src, "pre-switchover", NULL);
+
+    /* The sync before switching over asked again, with the new buffer. */
+    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
     g_assert_cmpuint(guest_wait_request(&g), ==, cmd_id + 1);
+    report_first_half_free(&g, cmd_id + 1);
+    reuse_some_reported_pages(src);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-continue',"
+                             "'arguments': { 'state': 'pre-switchover' } }");
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+    g_assert_cmpuint(migrate_stat(src, "answered"), ==, 2);
+    check_pages_sent_or_rewritten(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -410,6 +474,62 @@ static void test_wait_for_first_bitmap(void)
     g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
     info = qtest_hmp(src, "info migrate");
     g_assert(strstr(info, "free page hints: skipped 2048 pages"));
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * The request buffer the device holds travels with the migration, even
+ * when the driver's later buffers were taken and given back after it: the
+ * destination answers a migration of its own with that buffer.
+ */
+static void test_slot_survives_migration(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    QTestState *dst2 = start_qemu("-incoming defer");
+    g_autofree char *uri2 = g_strdup_printf("unix:%s/fph-balloon-%d-2.sock",
+                                            g_get_tmp_dir(), getpid());
+    Guest g;
+    uint8_t *chunk;
+    size_t len;
+    uint32_t cmd_id;
+
+    guest_init(&g, src, true);
+    fill_data(src, 1);
+    guest_post_slot(&g);
+    /* A chunk nobody asked for, taken and given back after the slot. */
+    chunk = make_chunk(&len, 77, FPB_CHUNK_F_LAST, DATA_START / PAGE, PAGE,
+                       64, 0, 64);
+    guest_send(&g, chunk, len);
+    g_free(chunk);
+    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 1);
+
+    /* Postcopy possible: no request, the device keeps holding the slot. */
+    set_capability(src, "postcopy-ram");
+    set_capability(dst, "postcopy-ram");
+    start_migration(src, dst);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    /* Now the destination migrates on: it answers the slot it holds. */
+    guest_moved_to(&g, dst);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-set-capabilities',"
+                             "'arguments': { 'capabilities': [ { "
+                             "'capability': 'postcopy-ram', 'state': false"
+                             " } ] } }");
+    set_bandwidth(dst, 64 * 1024);
+    qtest_qmp_assert_success(dst2, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", uri2);
+    migrate_qmp(dst, uri2, "{}");
+    cmd_id = guest_wait_request(&g);
+    g_assert_cmpuint(cmd_id, ==, 1);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(dst);
+    finish_migration(dst, dst2);
+    check_destination(dst2);
+    g_assert_cmpuint(counter(dst, "free-page-bitmap-bad-input"), ==, 0);
+    qtest_quit(dst2);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -724,12 +844,15 @@ int main(int argc, char **argv)
     qtest_add_func("/fph-balloon/migrate/stock-hints-without-iothread",
                    test_stock_hints_without_iothread);
     qtest_add_func("/fph-balloon/migrate/no-repeat", test_no_repeat);
+    qtest_add_func("/fph-balloon/migrate/repeat", test_repeat);
     qtest_add_func("/fph-balloon/migrate/wait-for-first-bitmap",
                    test_wait_for_first_bitmap);
     qtest_add_func("/fph-balloon/parameters/wait-bounds",
                    test_wait_parameter_bounds);
     qtest_add_func("/fph-balloon/device/hints-off-reset",
                    test_hints_off_reset);
+    qtest_add_func("/fph-balloon/migrate/slot-survives-migration",
+                   test_slot_survives_migration);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);

@@ -51,7 +51,6 @@ typedef struct VirtIOBalloonFpb {
     uint32_t rounds;            /* requests in this migration */
     int64_t request_ns;
     bool slot_held;             /* for migration of the slot */
-    bool rewind_slot;           /* after loading, the slot is in flight */
     FpbRamRange ranges[FPB_MAX_RAM_RANGES];
     size_t nr_ranges;
     NotifierWithReturn precopy_notifier;

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""The benchmark: every scenario and mode for guests of 1, 4 and 8 GiB
+(those that fit), 3 repetitions each, medians.  Writes docs/benchmark.md
+(tables), docs/benchmark.json (every run) and docs/benchmark-SIZE.png
+(MB sent per scenario and mode) from its own results.  Bytes sent are the
+primary figure (they are stable); times are medians at the stated link.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import demo                                       # noqa: E402
+import guestrun                                   # noqa: E402
+import report                                     # noqa: E402
+from guestrun import progress                     # noqa: E402
+
+DOCS = os.path.join(guestrun.TOP, 'docs')
+
+
+def host_mem_mib():
+    with open('/proc/meminfo') as f:
+        for line in f:
+            if line.startswith('MemTotal:'):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def guest_cost(rows):
+    """The guest driver's own report: time to build the bitmap and the
+    longest zone lock hold, per guest size."""
+    out = []
+    for r in rows:
+        m = re.search(r'(\d+) free pages, (\d+) chunks, (\d+) us, longest '
+                      r'zone lock (\d+) us', r.get('guest_bitmap_report') or '')
+        if m and r['mode'] == 'bitmap':
+            out.append((r['guest_mib'], r['scenario'], int(m.group(1)),
+                        int(m.group(2)), int(m.group(3)), int(m.group(4))))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sizes', default='1024,4096,8192')
+    parser.add_argument('--reps', type=int, default=3)
+    parser.add_argument('--scenarios', default=','.join(demo.SCENARIOS))
+    parser.add_argument('--modes', default=','.join(demo.MODES))
+    parser.add_argument('--bandwidth', type=int, default=10240)
+    parser.add_argument('--out', default=os.path.join(guestrun.BUILD,
+                                                      'bench'))
+    args = parser.parse_args()
+
+    os.makedirs(args.out, exist_ok=True)
+    modes = args.modes.split(',')
+    guestrun.build_guests({guestrun.MODES[m][0] for m in modes} |
+                          {'stock', 'fph'})
+    accel, why = guestrun.pick_accel(args.out)
+    # Two guests run at once; leave the host a quarter of its memory.
+    sizes = [int(s) for s in args.sizes.split(',')
+             if 2 * int(s) <= host_mem_mib() * 3 // 4]
+    progress('benchmark: sizes %s MiB, %s (%s)' % (sizes, accel, why))
+
+    runs, medians, baselines_all = [], [], {}
+    for mem in sizes:
+        baselines = {}
+        for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
+            vals = []
+            for rep in range(args.reps):
+                r = guestrun.migrate_run(kind, mode, 'idle', accel, mem,
+                                         args.bandwidth, args.out)
+                vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
+            baselines[kind] = sorted(vals)[len(vals) // 2]
+        baselines_all[mem] = baselines
+        size_runs = []
+        for sc in args.scenarios.split(','):
+            for mode in modes:
+                for rep in range(args.reps):
+                    kind = guestrun.MODES[mode][0]
+                    progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
+                                                          rep + 1))
+                    r = guestrun.migrate_run(kind, mode, sc, accel, mem,
+                                             args.bandwidth, args.out)
+                    r['limit_mb'] = demo.limit_mb(baselines, r)
+                    size_runs.append(r)
+        runs += size_runs
+        med = report.median_rows(size_runs)
+        medians += med
+        try:
+            report.write_chart(med, os.path.join(
+                DOCS, 'benchmark-%d.png' % mem),
+                'MB sent (median of %d), %d MiB guest, %s, max-bandwidth %d '
+                'MiB/s' % (args.reps, mem, accel, args.bandwidth))
+        except ImportError:
+            pass
+
+    meta = {'accel': accel, 'bandwidth_mib': args.bandwidth,
+            'repetitions': args.reps, 'baselines_mb': baselines_all}
+    report.write_json(runs, os.path.join(DOCS, 'benchmark.json'), meta)
+    with open(os.path.join(DOCS, 'benchmark.md'), 'w') as f:
+        f.write('# Benchmark results\n\nWritten by `make bench` '
+                '(scripts/bench.py) from its own runs: %s, tcp loopback, '
+                'max-bandwidth %d MiB/s, medians of %d.  MB sent is the '
+                'primary figure; "limit" is what the same guest kernel sends '
+                'idle after boot with hints off, plus the live data.\n\n' %
+                (accel, args.bandwidth, args.reps))
+        for mem in sizes:
+            f.write('## %d MiB guest\n\n```\n%s\n```\n\n![](benchmark-%d.png)'
+                    '\n\n' % (mem, report.format_table(
+                        [m for m in medians if m['guest_mib'] == mem]), mem))
+        cost = guest_cost(runs)
+        if cost:
+            f.write('## Guest cost of building the bitmap\n\n'
+                    '| guest MiB | scenario | free pages | chunks | us | '
+                    'longest zone lock us |\n|---|---|---|---|---|---|\n')
+            for c in cost:
+                f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
+    print(open(os.path.join(DOCS, 'benchmark.md')).read())
+    bad = [r for r in runs if not guestrun.run_ok(r)]
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
