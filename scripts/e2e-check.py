@@ -18,7 +18,7 @@ def main():
     guestrun.build_guests({'fph'})
     accel = 'tcg'
     if guestrun.kvm_usable():
-        accel, _ = guestrun.pick_accel(out)
+        accel, _ = guestrun.pick_accel(out, 'fph')
     cases = ['freed', 'churn']
     print('1..%d' % len(cases), flush=True)
     failed = 0

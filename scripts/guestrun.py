@@ -185,12 +185,12 @@ def boot(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
     return g
 
 
-def pick_accel(workdir):
+def pick_accel(workdir, kind='stock'):
     """KVM when it really boots our guest here, TCG otherwise."""
     if not kvm_usable():
         return 'tcg', '/dev/kvm is not usable'
     try:
-        g = boot('kvm-probe', 'stock', 'kvm', 512, 'free-page-hint=off', '',
+        g = boot('kvm-probe', kind, 'kvm', 512, 'free-page-hint=off', '',
                  workdir, timeout=30)
     except (QMPError, OSError):
         return 'tcg', 'KVM did not boot the guest within 30 s'

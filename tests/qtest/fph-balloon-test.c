@@ -321,7 +321,27 @@ static void check_destination(QTestState *dst)
     }
 }
 
-/* Every data page has its first data, but rewritten ones the new data. */
+/* Every data page on the destination has its first data. */
+static void check_unchanged(QTestState *dst)
+{
+    uint64_t page;
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        data_value(page, 1));
+    }
+}
+
+/* A qemu-fph guest with its data written and a request buffer posted. */
+static void start_guest(Guest *g, QTestState *qts)
+{
+    guest_init(g, qts, true);
+    fill_data(qts, 1);
+    guest_post_slot(g);
+}
+
+/* Every data page on the destination has its first data, but rewritten
+ * ones the new data. */
 static void check_pages_sent_or_rewritten(QTestState *dst)
 {
     uint64_t page;
@@ -347,9 +367,7 @@ static void test_skip_free_keep_later_writes(const void *opaque)
     Guest g;
     uint32_t cmd_id;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     set_capabilities(c, src, dst);
     start_slow_migration(src, dst);
 
@@ -387,9 +405,7 @@ static void test_repeat(void)
     size_t len;
     g_autofree uint8_t *chunk = NULL;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     set_capability(src, "pause-before-switchover");
     start_slow_migration(src, dst);
     cmd_id = guest_wait_request(&g);
@@ -424,9 +440,7 @@ static void test_no_repeat(void)
     Guest g;
     uint32_t cmd_id;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
                              "'arguments': { 'free-page-hint-repeat': false"
                              " } }");
@@ -455,9 +469,7 @@ static void test_wait_for_first_bitmap(void)
     Guest g;
     uint32_t cmd_id;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
                              "'arguments': { 'free-page-hint-wait': 30000 }"
                              " }");
@@ -495,9 +507,7 @@ static void test_slot_survives_migration(void)
     size_t len;
     uint32_t cmd_id;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     /* A chunk nobody asked for, taken and given back after the slot. */
     chunk = make_chunk(&len, 77, FPB_CHUNK_F_LAST, DATA_START / PAGE, PAGE,
                        64, 0, 64);
@@ -573,9 +583,7 @@ static void test_cancel_then_again(void)
     Guest g;
     uint32_t first, second;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     start_slow_migration(src, dst);
     first = guest_wait_request(&g);
 
@@ -610,11 +618,8 @@ static void test_reset_in_the_middle(void)
     QTestState *dst = start_qemu("-incoming defer");
     Guest g;
     uint32_t cmd_id;
-    uint64_t page;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     start_slow_migration(src, dst);
     cmd_id = guest_wait_request(&g);
 
@@ -627,10 +632,7 @@ static void test_reset_in_the_middle(void)
     g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
 
     finish_migration(src, dst);
-    for (page = 0; page < DATA_PAGES; page++) {
-        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
-                        data_value(page, 1));
-    }
+    check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -641,21 +643,15 @@ static void test_postcopy_no_hints(void)
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
     Guest g;
-    uint64_t page;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     set_capability(src, "postcopy-ram");
     set_capability(dst, "postcopy-ram");
     start_migration(src, dst);
     wait_for_migration_complete(src);
     qtest_qmp_eventwait(dst, "RESUME");
     g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
-    for (page = 0; page < DATA_PAGES; page += 64) {
-        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
-                        data_value(page, 1));
-    }
+    check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -673,11 +669,9 @@ static void test_bad_input(void)
     uint32_t cmd_id;
     uint8_t *chunk;
     size_t len;
-    uint64_t page, expected_bad = 0;
+    uint64_t expected_bad = 0;
 
-    guest_init(&g, src, true);
-    fill_data(src, 1);
-    guest_post_slot(&g);
+    start_guest(&g, src);
     start_slow_migration(src, dst);
     cmd_id = guest_wait_request(&g);
 
@@ -742,10 +736,7 @@ static void test_bad_input(void)
     g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
 
     finish_migration(src, dst);
-    for (page = 0; page < DATA_PAGES; page++) {
-        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
-                        data_value(page, 1));
-    }
+    check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -756,7 +747,6 @@ static void test_not_negotiated(void)
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
     Guest g;
-    uint64_t page;
 
     guest_init(&g, src, false);
     fill_data(src, 1);
@@ -764,10 +754,7 @@ static void test_not_negotiated(void)
     wait_for_migration_complete(src);
     qtest_qmp_eventwait(dst, "RESUME");
     g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
-    for (page = 0; page < DATA_PAGES; page += 64) {
-        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
-                        data_value(page, 1));
-    }
+    check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
