@@ -68,7 +68,7 @@ def main():
         for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
             vals = []
             for rep in range(args.reps):
-                r = guestrun.migrate_run(kind, mode, 'idle', accel, mem,
+                r = guestrun.try_migrate_run(kind, mode, 'idle', accel, mem,
                                          args.bandwidth, args.out)
                 vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
             baselines[kind] = sorted(vals)[len(vals) // 2]
@@ -80,7 +80,7 @@ def main():
                     kind = guestrun.MODES[mode][0]
                     progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
                                                           rep + 1))
-                    r = guestrun.migrate_run(kind, mode, sc, accel, mem,
+                    r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
                                              args.bandwidth, args.out)
                     r['limit_mb'] = demo.limit_mb(baselines, r)
                     size_runs.append(r)

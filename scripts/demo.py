@@ -63,7 +63,7 @@ def main():
     for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
         if kind in kinds:
             progress('baseline: %s kernel idle, hints off' % kind)
-            r = guestrun.migrate_run(kind, mode, 'idle', accel, mem,
+            r = guestrun.try_migrate_run(kind, mode, 'idle', accel, mem,
                                      args.bandwidth, args.out)
             baselines[kind] = r['mb_sent'] - r['live_mib'] * 1.048576
 
@@ -72,7 +72,7 @@ def main():
         for mode in modes:
             kind = guestrun.MODES[mode][0]
             progress('%s / %s (%s kernel)' % (sc, mode, kind))
-            r = guestrun.migrate_run(kind, mode, sc, accel, mem,
+            r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
                                      args.bandwidth, args.out)
             r['limit_mb'] = limit_mb(baselines, r)
             rows.append(r)

@@ -200,26 +200,32 @@ def pick_accel(workdir, kind='stock'):
 
 def scenario_commands(scenario, mem_mib):
     """Guest shell commands that prepare a scenario (before migrating), and
-    the ones to run while migrating.  Live data: a holder of hold_mib."""
+    the ones to run while migrating; the MiB of live data the guest keeps
+    (the checked holder, plus what a scenario holds)."""
     hold = max(16, mem_mib // 16)
+    live = hold
     prep = ['fph-guest hold %d' % hold]
     during = []
     if scenario == 'freed':
         prep.append('fph-guest fill %d' % (mem_mib * 3 // 4 - hold))
     elif scenario == 'fragmented':
-        prep.append('fph-guest fragment %d' % (mem_mib * 3 // 4 - hold))
+        frag = mem_mib * 3 // 4 - hold
+        prep.append('fph-guest fragment %d' % frag)
+        live += frag // 2               # every other page stays in use
     elif scenario == 'churn':
+        churn = max(8, mem_mib // 16)
         prep.append('fph-guest fill %d' % (mem_mib // 2))
-        prep.append('fph-guest churn %d 600' % max(8, mem_mib // 16))
+        prep.append('fph-guest churn %d 600' % churn)
         during.append('fph-guest rewrite')
-    return hold, prep, during
+        live += churn // 8              # one chunk of the churner at a time
+    return hold, live, prep, during
 
 
 def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
                 timeout=900, wait_ms=0):
     """One migration; returns a result dict."""
     _, device_opts, cmdline, extra = MODES[mode]
-    hold, prep, during = scenario_commands(scenario, mem_mib)
+    hold, live, prep, during = scenario_commands(scenario, mem_mib)
     port = free_port()
     src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir,
                extra=extra)
@@ -254,6 +260,7 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
             alive = False
         checked = wrong = None
         dmesg_bad = []
+        dmesg_text = ''
         if alive:
             try:
                 status, out = dst.console.run('fph-guest verify',
@@ -261,15 +268,17 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
                 m = re.search(r'pages checked (\d+), pages wrong (\d+)', out)
                 if m:
                     checked, wrong = int(m.group(1)), int(m.group(2))
-                status, out = dst.console.run('dmesg', timeout=60)
-                dmesg_bad = [l for l in out.splitlines() if BAD_LOG.search(l)]
+                status, dmesg_text = dst.console.run('dmesg', timeout=60)
+                dmesg_bad = [l for l in dmesg_text.splitlines()
+                             if BAD_LOG.search(l)]
             except TimeoutError:
                 alive = False
         console_bad = [l for l in dst.console.text.splitlines()
                        if BAD_LOG.search(l)]
         ram = info.get('ram', {})
         hints = info.get('free-page-hints', {})
-        fpb_line = re.findall(r'free page bitmap cmd \d+: .*', src_log)
+        fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
+                              src_log + '\n' + dmesg_text)
         return {
             'kind': kind, 'mode': mode, 'scenario': scenario,
             'accel': accel, 'guest_mib': mem_mib,
@@ -280,7 +289,7 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
             'zero_pages': ram.get('duplicate', 0),
             'free_pages_skipped': hints.get('skipped-pages'),
             'hint_latency_us': hints.get('latency'),
-            'live_mib': hold,
+            'live_mib': live,
             'pages_checked': checked, 'pages_wrong': wrong,
             'guest_alive': alive,
             'kernel_complaints': sorted(set(console_bad + dmesg_bad))[:10],
@@ -291,6 +300,25 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
         src.close()
         if dst:
             dst.close()
+
+
+def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
+                    workdir, **kwargs):
+    """migrate_run(), but a run that breaks is a failed row, not the end."""
+    try:
+        return migrate_run(kind, mode, scenario, accel, mem_mib,
+                           bandwidth_mib, workdir, **kwargs)
+    except (QMPError, OSError, TimeoutError) as e:
+        return {
+            'kind': kind, 'mode': mode, 'scenario': scenario, 'accel': accel,
+            'guest_mib': mem_mib, 'bandwidth_mib': bandwidth_mib,
+            'total_ms': None, 'downtime_ms': None, 'mb_sent': 0,
+            'zero_pages': 0, 'free_pages_skipped': None,
+            'hint_latency_us': None, 'live_mib': 0, 'pages_checked': None,
+            'pages_wrong': None, 'guest_alive': False,
+            'kernel_complaints': [], 'guest_bitmap_report': None,
+            'error': str(e)[:300],
+        }
 
 
 def wait_migration(vm, start, timeout):

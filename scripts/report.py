@@ -13,6 +13,8 @@ COLUMNS = [
 
 
 def describe_check(r):
+    if r.get('error'):
+        return 'FAIL: ' + r['error'].splitlines()[0][:60]
     if not r['guest_alive']:
         return 'FAIL: guest unresponsive'
     if r['kernel_complaints']:

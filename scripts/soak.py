@@ -49,7 +49,7 @@ def main():
         sc = scenarios[i % len(scenarios)]
         start = time.monotonic()
         try:
-            r = guestrun.migrate_run(kind, args.mode, sc, accel, args.mem,
+            r = guestrun.try_migrate_run(kind, args.mode, sc, accel, args.mem,
                                      args.bandwidth, args.out)
             ok = guestrun.run_ok(r)
             why = report.describe_check(r)
