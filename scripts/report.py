@@ -69,7 +69,8 @@ def median_rows(rows):
         for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
                   'free_pages_skipped', 'hint_latency_us'):
             vals = [r[k] for r in runs if r.get(k) is not None]
-            m[k] = statistics.median(vals) if vals else None
+            med = statistics.median(vals) if vals else None
+            m[k] = int(med) if med is not None and med == int(med) else med
         m['repetitions'] = len(runs)
         m['pages_wrong'] = max((r['pages_wrong'] or 0) for r in runs)
         m['guest_alive'] = all(r['guest_alive'] for r in runs)
@@ -104,7 +105,7 @@ def write_chart(rows, path, title):
                   if r['scenario'] == sc and r.get('limit_mb')]
         if limits:
             ax.hlines(min(limits), j - 0.45, j + 0.45, colors='black',
-                      linestyles='dashed')
+                      linestyles='dashed', label='limit' if j == 0 else None)
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels(scenarios)
     ax.set_ylabel('MB sent')
