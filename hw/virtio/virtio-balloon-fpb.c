@@ -21,7 +21,6 @@
 #include "sysemu/runstate.h"
 #include "qemu/timer.h"
 #include "qemu/error-report.h"
-#include "qapi/visitor.h"
 #include "qom/object.h"
 #include "exec/address-spaces.h"
 #include "exec/memory.h"
@@ -40,19 +39,18 @@
 /* Bad input of one class is reported this many times, then counted only. */
 #define FPB_REPORT_LIMIT 10
 
-static const char *const fpb_bad_names[FPB_BAD__MAX - FPB_BAD_PARSE] = {
-    [FPB_BAD_PARSE - FPB_BAD_PARSE] = "malformed chunk",
-    [FPB_BAD_UNKNOWN_ID - FPB_BAD_PARSE] = "command id never issued",
-    [FPB_BAD_AFTER_LAST - FPB_BAD_PARSE] = "chunk after the last one",
-    [FPB_BAD_SLOT - FPB_BAD_PARSE] = "request buffer too small",
-    [FPB_BAD_DIRECTION - FPB_BAD_PARSE] = "buffer both readable and "
-                                          "writable",
+static const char *const fpb_bad_names[FPB_BAD__MAX - FPB_ERR__MAX] = {
+    [FPB_BAD_UNKNOWN_ID - FPB_ERR__MAX] = "command id never issued",
+    [FPB_BAD_AFTER_LAST - FPB_ERR__MAX] = "chunk after the last one",
+    [FPB_BAD_SLOT - FPB_ERR__MAX] = "request buffer too small",
+    [FPB_BAD_DIRECTION - FPB_ERR__MAX] = "buffer both readable and writable",
 };
 
+/* @cls: an FpbError of the message parser, or an FpbBadInput */
 static const char *fpb_bad_str(unsigned int cls)
 {
     return cls < FPB_ERR__MAX ? fpb_error_str(cls)
-                              : fpb_bad_names[cls - FPB_BAD_PARSE];
+                              : fpb_bad_names[cls - FPB_ERR__MAX];
 }
 
 static void fpb_bad_input(VirtIOBalloonFpb *fpb, unsigned int cls,
@@ -186,7 +184,6 @@ static void fpb_skip_run(uint64_t offset, uint64_t len, void *opaque)
 {
     VirtIOBalloon *s = opaque;
     MachineState *ms = MACHINE(qdev_get_machine());
-
     int page_bits = qemu_target_page_bits();
 
     s->fpb.free_pages_skipped +=
@@ -341,7 +338,10 @@ static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
         break;
     case PRECOPY_NOTIFY_COMPLETE:
     case PRECOPY_NOTIFY_CLEANUP:
-        /* The first sync comes before SETUP: count rounds from here. */
+        /*
+         * Rounds count per migration.  Reset here, not at SETUP, which
+         * comes after the first sync and its request.
+         */
         fpb_retire(fpb);
         fpb->rounds = 0;
         break;

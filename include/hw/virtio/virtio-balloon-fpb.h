@@ -29,10 +29,9 @@ typedef enum FpbRequestState {
     FPB_S_ANSWERED,     /* the last chunk of cmd_id came */
 } FpbRequestState;
 
-/* Classes of bad input beyond the message parser's, for the counters */
+/* Classes of bad input beyond the message parser's (FpbError) */
 typedef enum FpbBadInput {
-    FPB_BAD_PARSE = FPB_ERR__MAX,   /* below: FpbError values */
-    FPB_BAD_UNKNOWN_ID,             /* a command id never issued */
+    FPB_BAD_UNKNOWN_ID = FPB_ERR__MAX,  /* a command id never issued */
     FPB_BAD_AFTER_LAST,             /* a chunk after the last one */
     FPB_BAD_SLOT,                   /* a request buffer too small */
     FPB_BAD_DIRECTION,              /* a buffer both readable and writable */
