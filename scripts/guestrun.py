@@ -25,17 +25,21 @@ QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
 BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
                      r'list_del corruption|general protection fault)')
 
-# What each mode runs: guest kind, device options, kernel options, and
-# extra QEMU options.
+# What each mode runs: guest kind, device options, kernel options, extra
+# QEMU options, and migration parameters.
 MODES = {
-    'off': ('stock', 'free-page-hint=off', '', []),
-    'stock': ('stock', 'free-page-hint=on', '', []),
-    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0', []),
-    'bitmap': ('fph', 'free-page-hint=on', '', []),
-    'fph-off': ('fph', 'free-page-hint=off', '', []),
+    'off': ('stock', 'free-page-hint=off', '', [], {}),
+    'stock': ('stock', 'free-page-hint=on', '', [], {}),
+    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0', [], {}),
+    # The first pass may wait up to 1 s for the guest's first bitmap; a
+    # guest answers in milliseconds, the wait only covers a busy host.
+    'bitmap': ('fph', 'free-page-hint=on', '', [],
+               {'free-page-hint-wait': 1000}),
+    'bitmap-nowait': ('fph', 'free-page-hint=on', '', [], {}),
+    'fph-off': ('fph', 'free-page-hint=off', '', [], {}),
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
     'stock-iothread': ('stock', 'free-page-hint=on,iothread=io1', '',
-                       ['-object', 'iothread,id=io1']),
+                       ['-object', 'iothread,id=io1'], {}),
 }
 
 
@@ -224,7 +228,7 @@ def scenario_commands(scenario, mem_mib):
 def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
                 timeout=900, wait_ms=0):
     """One migration; returns a result dict."""
-    _, device_opts, cmdline, extra = MODES[mode]
+    _, device_opts, cmdline, extra, mode_params = MODES[mode]
     hold, live, prep, during = scenario_commands(scenario, mem_mib)
     port = free_port()
     src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir,
@@ -239,6 +243,7 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
                 raise QMPError('guest command %r failed: %s' % (c, out))
         params = {'max-bandwidth': bandwidth_mib << 20,
                   'downtime-limit': 300}
+        params.update(mode_params)
         if wait_ms:
             params['free-page-hint-wait'] = wait_ms
         src.vm.cmd('migrate-set-parameters', **params)
