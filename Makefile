@@ -21,7 +21,7 @@ all: qemu
 
 help:
 	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
-	@echo "make check      unit tests, qtests and lint; one summary line"
+	@echo "make check      lint, unit tests, qtests, guest end-to-end; one summary"
 	@echo "make lint       checkpatch.pl on our files and patches"
 	@echo "make demo       the main job: migrate real guests, print results"
 	@echo "make soak       20 migrations of the stock guest with stock hints"
