@@ -64,14 +64,9 @@ def main():
 
     runs, medians, baselines_all = [], [], {}
     for mem in sizes:
-        baselines = {}
-        for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
-            vals = []
-            for rep in range(args.reps):
-                r = guestrun.try_migrate_run(kind, mode, 'idle', accel, mem,
-                                         args.bandwidth, args.out)
-                vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
-            baselines[kind] = sorted(vals)[len(vals) // 2]
+        baselines = guestrun.idle_baselines({'stock', 'fph'}, accel, mem,
+                                            args.bandwidth, args.out,
+                                            args.reps)
         baselines_all[mem] = baselines
         size_runs = []
         for sc in args.scenarios.split(','):
@@ -80,9 +75,10 @@ def main():
                     kind = guestrun.MODES[mode][0]
                     progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
                                                           rep + 1))
-                    r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
-                                             args.bandwidth, args.out)
-                    r['limit_mb'] = demo.limit_mb(baselines, r)
+                    r = guestrun.try_migrate_run(kind, mode, sc, accel,
+                                                 mem, args.bandwidth,
+                                                 args.out)
+                    r['limit_mb'] = guestrun.limit_mb(baselines, r)
                     size_runs.append(r)
         runs += size_runs
         med = report.median_rows(size_runs)

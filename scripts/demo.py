@@ -22,15 +22,6 @@ SCENARIOS = ['idle', 'freed', 'fragmented', 'churn']
 MODES = ['off', 'stock', 'stock-noinit', 'bitmap']
 
 
-def limit_mb(baselines, r):
-    """What the same guest kernel sends idle after boot, plus live data."""
-    kind = guestrun.MODES[r['mode']][0]
-    base = baselines.get(kind)
-    if base is None:
-        return None
-    return round(base + r['live_mib'] * 1.048576, 1)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--mem', type=int, default=0,
@@ -58,14 +49,8 @@ def main():
     mem = args.mem or (4096 if accel == 'kvm' else 1024)
     progress('accelerator: %s (%s); guest %d MiB' % (accel, why, mem))
 
-    # The limit's baseline: each guest kernel, idle, hints off.
-    baselines = {}
-    for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
-        if kind in kinds:
-            progress('baseline: %s kernel idle, hints off' % kind)
-            r = guestrun.try_migrate_run(kind, mode, 'idle', accel, mem,
-                                     args.bandwidth, args.out)
-            baselines[kind] = r['mb_sent'] - r['live_mib'] * 1.048576
+    baselines = guestrun.idle_baselines(kinds, accel, mem, args.bandwidth,
+                                        args.out)
 
     rows = []
     for sc in scenarios:
@@ -73,8 +58,8 @@ def main():
             kind = guestrun.MODES[mode][0]
             progress('%s / %s (%s kernel)' % (sc, mode, kind))
             r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
-                                     args.bandwidth, args.out)
-            r['limit_mb'] = limit_mb(baselines, r)
+                                         args.bandwidth, args.out)
+            r['limit_mb'] = guestrun.limit_mb(baselines, r)
             rows.append(r)
             progress('   %.0f MB sent, %s ms, %s' %
                      (r['mb_sent'], r['total_ms'], report.describe_check(r)))

@@ -326,6 +326,31 @@ def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
         }
 
 
+def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, workdir, reps=1):
+    """What each guest kernel sends idle with hints off, less its live data:
+    the base of the limit (median of @reps runs)."""
+    baselines = {}
+    for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
+        if kind not in kinds:
+            continue
+        progress('baseline: %s kernel idle, hints off' % kind)
+        vals = []
+        for _ in range(reps):
+            r = try_migrate_run(kind, mode, 'idle', accel, mem_mib,
+                                bandwidth_mib, workdir)
+            vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
+        baselines[kind] = sorted(vals)[len(vals) // 2]
+    return baselines
+
+
+def limit_mb(baselines, r):
+    """What the same guest kernel sends idle after boot, plus live data."""
+    base = baselines.get(MODES[r['mode']][0])
+    if base is None:
+        return None
+    return round(base + r['live_mib'] * 1.048576, 1)
+
+
 def wait_migration(vm, start, timeout):
     while True:
         info = vm.cmd('query-migrate')

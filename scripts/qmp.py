@@ -1,6 +1,6 @@
 """A small synchronous QMP client and QEMU process helper for qemu-fph's
 scripts (the demo, benchmarks and soaks): start a QEMU, talk QMP over a
-UNIX socket, read its serial console, stop it."""
+UNIX socket, stop it."""
 
 import json
 import os
@@ -15,21 +15,19 @@ class QMPError(Exception):
 
 
 class QEMU:
-    """One QEMU process with a QMP socket and its serial console in a file."""
+    """One QEMU process with a QMP socket."""
 
     def __init__(self, binary, args, name, workdir=None, serial=None):
         self.name = name
         self.workdir = workdir or tempfile.mkdtemp(prefix='fph-')
         self.qmp_path = os.path.join(self.workdir, name + '.qmp')
-        self.serial_path = os.path.join(self.workdir, name + '.serial')
         self.log_path = os.path.join(self.workdir, name + '.log')
-        for p in (self.qmp_path, self.serial_path):
-            if os.path.exists(p):
-                os.unlink(p)
+        if os.path.exists(self.qmp_path):
+            os.unlink(self.qmp_path)
         argv = [binary, '-nodefaults', '-display', 'none',
                 '-name', name + ',debug-threads=on',
                 '-qmp', 'unix:%s,server=on,wait=off' % self.qmp_path,
-                '-serial', serial or 'file:' + self.serial_path] + list(args)
+                '-serial', serial or 'none'] + list(args)
         self.argv = argv
         self.log = open(self.log_path, 'w')
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -90,24 +88,6 @@ class QEMU:
     def hmp(self, command_line):
         return self.cmd('human-monitor-command', **{'command-line':
                                                     command_line})
-
-    def serial(self):
-        try:
-            with open(self.serial_path, 'rb') as f:
-                return f.read().decode(errors='replace')
-        except FileNotFoundError:
-            return ''
-
-    def wait_serial(self, pattern, timeout, start=0):
-        """Wait until pattern appears in the console after offset start."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pattern in self.serial()[start:]:
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
 
     def close(self):
         if self.proc.poll() is None:
