@@ -24,7 +24,11 @@ static const char *const fpb_error_names[FPB_ERR__MAX] = {
                         "too large",
     [FPB_ERR_LENGTH] = "bitmap length does not match the number of bits",
     [FPB_ERR_OVERFLOW] = "page range overflows the address space",
-    [FPB_ERR_OUTSIDE_RAM] = "a free page lies outside guest system RAM",
+    [FPB_ERR_OUTSIDE_RAM] = "a free page lies outside guest RAM",
+    [FPB_ERR_UNKNOWN_ID] = "command id never issued",
+    [FPB_ERR_AFTER_LAST] = "chunk after the last one",
+    [FPB_ERR_SLOT] = "request buffer too small",
+    [FPB_ERR_DIRECTION] = "buffer both readable and writable",
 };
 
 const char *fpb_error_str(FpbError err)
@@ -38,6 +42,35 @@ void fpb_build_request(void *buf, uint32_t cmd_id, uint32_t flags)
 
     stl_le_p(p, cmd_id);
     stl_le_p(p + 4, flags);
+}
+
+void fpb_parse_request(const void *buf, uint32_t *cmd_id, uint32_t *flags)
+{
+    const uint8_t *p = buf;
+
+    *cmd_id = ldl_le_p(p);
+    *flags = ldl_le_p(p + 4);
+}
+
+void fpb_build_chunk_header(void *buf, uint32_t cmd_id, uint32_t flags,
+                            uint64_t first_pfn, uint32_t page_size,
+                            uint32_t nr_bits)
+{
+    uint8_t *p = buf;
+
+    stl_le_p(p, cmd_id);
+    stl_le_p(p + 4, flags);
+    stq_le_p(p + 8, first_pfn);
+    stl_le_p(p + 16, page_size);
+    stl_le_p(p + 20, nr_bits);
+}
+
+void fpb_chunk_set_bit(void *buf, uint32_t bit)
+{
+    uint8_t *bitmap = (uint8_t *)buf + FPB_CHUNK_HEADER_SIZE;
+
+    /* Little-endian 64-bit words: bit i is bit i % 8 of byte i / 8. */
+    bitmap[bit / 8] |= 1u << (bit % 8);
 }
 
 FpbError fpb_parse_chunk(const void *buf, size_t len,
@@ -105,69 +138,19 @@ static uint32_t find_next(const FpbChunk *chunk, uint32_t pos, bool set)
     return chunk->nr_bits;
 }
 
-/* Walk [gpa, gpa + len) through @ranges; false if part of it is outside. */
-static bool map_run(uint64_t gpa, uint64_t len,
-                    const FpbRamRange *ranges, size_t nr_ranges,
-                    FpbRunFunc *fn, void *opaque)
-{
-    size_t i = 0;
-
-    while (len) {
-        const FpbRamRange *r;
-        uint64_t piece;
-
-        while (i < nr_ranges && ranges[i].gpa + ranges[i].size <= gpa) {
-            i++;
-        }
-        if (i == nr_ranges || ranges[i].gpa > gpa) {
-            return false;
-        }
-        r = &ranges[i];
-        piece = MIN(len, r->gpa + r->size - gpa);
-        if (fn) {
-            fn(r->offset + (gpa - r->gpa), piece, opaque);
-        }
-        gpa += piece;
-        len -= piece;
-    }
-    return true;
-}
-
-static bool walk_runs(const FpbChunk *chunk,
-                      const FpbRamRange *ranges, size_t nr_ranges,
-                      FpbRunFunc *fn, void *opaque, uint64_t *free_bytes)
+bool fpb_for_each_free_run(const FpbChunk *chunk, FpbRunFunc *fn,
+                           void *opaque)
 {
     uint32_t start = find_next(chunk, 0, true);
-    uint64_t total = 0;
 
     while (start < chunk->nr_bits) {
         uint32_t end = find_next(chunk, start, false);
-        uint64_t gpa = (chunk->first_pfn + start) * chunk->page_size;
-        uint64_t len = (uint64_t)(end - start) * chunk->page_size;
 
-        if (!map_run(gpa, len, ranges, nr_ranges, fn, opaque)) {
+        if (!fn((chunk->first_pfn + start) * chunk->page_size,
+                (uint64_t)(end - start) * chunk->page_size, opaque)) {
             return false;
         }
-        total += len;
         start = find_next(chunk, end, true);
     }
-    if (free_bytes) {
-        *free_bytes = total;
-    }
     return true;
-}
-
-FpbError fpb_for_each_free_run(const FpbChunk *chunk,
-                               const FpbRamRange *ranges, size_t nr_ranges,
-                               FpbRunFunc *fn, void *opaque,
-                               uint64_t *free_bytes)
-{
-    /* Check every bit before the first callback: all or nothing. */
-    if (!walk_runs(chunk, ranges, nr_ranges, NULL, NULL, free_bytes)) {
-        return FPB_ERR_OUTSIDE_RAM;
-    }
-    if (fn) {
-        walk_runs(chunk, ranges, nr_ranges, fn, opaque, NULL);
-    }
-    return FPB_OK;
 }

@@ -1,13 +1,11 @@
 /*
- * virtio-balloon free page bitmap (qemu-fph).
- *
- * After every dirty bitmap sync of a precopy migration, the device asks the
- * guest for a bitmap of its free pages and clears the reported pages from
- * the migration bitmap when the answer comes, in the main loop; migration
- * never waits for it.  Correctness rests on two points, explained in
- * docs/free-page-hinting.rst: dirty tracking is armed for all of RAM before
- * the request is issued, and a request's answers are dropped as stale once
- * the next sync has begun.
+ * virtio-balloon free page bitmap (qemu-fph): the device side of the
+ * protocol.  Migration asks for a round of hints (migration/free-page-hint.c
+ * decides when, and arms dirty tracking first); the device turns that into
+ * a request to the driver, validates the chunks of its answer and reports
+ * their free ranges to migration with the round's token.  What may be
+ * skipped, and whether a round is still current, is migration's call.
+ * See docs/free-page-hinting.rst.
  *
  * Copyright (c) 2026 The qemu-fph authors
  *
@@ -17,19 +15,12 @@
 
 #include "qemu/osdep.h"
 #include "qemu/iov.h"
-#include "qemu/main-loop.h"
-#include "sysemu/runstate.h"
-#include "qemu/timer.h"
 #include "qemu/error-report.h"
 #include "qom/object.h"
-#include "exec/address-spaces.h"
-#include "exec/memory.h"
 #include "exec/target_page.h"
-#include "hw/boards.h"
+#include "sysemu/runstate.h"
 #include "hw/virtio/virtio.h"
 #include "hw/virtio/virtio-balloon.h"
-#include "migration/misc.h"
-#include "migration/migration.h"
 #include "migration/vmstate.h"
 #include "trace.h"
 
@@ -39,30 +30,21 @@
 /* Bad input of one class is reported this many times, then counted only. */
 #define FPB_REPORT_LIMIT 10
 
-static const char *const fpb_bad_names[FPB_BAD__MAX - FPB_ERR__MAX] = {
-    [FPB_BAD_UNKNOWN_ID - FPB_ERR__MAX] = "command id never issued",
-    [FPB_BAD_AFTER_LAST - FPB_ERR__MAX] = "chunk after the last one",
-    [FPB_BAD_SLOT - FPB_ERR__MAX] = "request buffer too small",
-    [FPB_BAD_DIRECTION - FPB_ERR__MAX] = "buffer both readable and writable",
-};
-
-/* @cls: an FpbError of the message parser, or an FpbBadInput */
-static const char *fpb_bad_str(unsigned int cls)
+static VirtIOBalloon *fpb_balloon(VirtIOBalloonFpb *fpb)
 {
-    return cls < FPB_ERR__MAX ? fpb_error_str(cls)
-                              : fpb_bad_names[cls - FPB_ERR__MAX];
+    return container_of(fpb, VirtIOBalloon, fpb);
 }
 
-static void fpb_bad_input(VirtIOBalloonFpb *fpb, unsigned int cls,
+static void fpb_bad_input(VirtIOBalloonFpb *fpb, FpbError err,
                           uint32_t cmd_id)
 {
-    fpb->bad_input++;
-    trace_virtio_balloon_fpb_bad_input(fpb_bad_str(cls), cmd_id);
-    if (fpb->bad_reported[cls] < FPB_REPORT_LIMIT) {
-        fpb->bad_reported[cls]++;
+    fpb->hint.counters.bad_input++;
+    trace_virtio_balloon_fpb_bad_input(fpb_error_str(err), cmd_id);
+    if (fpb->bad_reported[err] < FPB_REPORT_LIMIT) {
+        fpb->bad_reported[err]++;
         warn_report("virtio-balloon: free page bitmap from the guest "
-                    "ignored: %s (command id %u)%s", fpb_bad_str(cls), cmd_id,
-                    fpb->bad_reported[cls] == FPB_REPORT_LIMIT ?
+                    "ignored: %s (command id %u)%s", fpb_error_str(err),
+                    cmd_id, fpb->bad_reported[err] == FPB_REPORT_LIMIT ?
                     "; further reports of this kind are suppressed" : "");
     }
 }
@@ -73,141 +55,161 @@ bool virtio_balloon_fpb_enabled(VirtIOBalloon *s)
                                    VIRTIO_BALLOON_F_FREE_PAGE_BITMAP);
 }
 
-typedef struct FpbRangeCollector {
-    VirtIOBalloonFpb *fpb;
-    const MemoryRegion *ram;
-} FpbRangeCollector;
-
-static bool fpb_collect_range(Int128 start, Int128 len,
-                              const MemoryRegion *mr,
-                              hwaddr offset_in_region, void *opaque)
+/* Give a buffer back to the driver, @len bytes of it written. */
+static void fpb_return_buffer(VirtIOBalloonFpb *fpb, VirtQueueElement *elem,
+                              unsigned int len)
 {
-    FpbRangeCollector *c = opaque;
-    VirtIOBalloonFpb *fpb = c->fpb;
-
-    if (mr != c->ram) {
-        return false;
-    }
-    if (fpb->nr_ranges == FPB_MAX_RAM_RANGES) {
-        /* Fewer ranges only means fewer pages the guest may report. */
-        return true;
-    }
-    fpb->ranges[fpb->nr_ranges++] = (FpbRamRange) {
-        .gpa = int128_get64(start),
-        .size = int128_get64(len),
-        .offset = offset_in_region,
-    };
-    return false;
+    virtqueue_push(fpb->vq, elem, len);
+    g_free(elem);
 }
 
-/*
- * Where guest system RAM is mapped, so that a bitmap can never make
- * migration skip video RAM, ROMs or anything else that is not it.
- */
-static void fpb_collect_ram_ranges(VirtIOBalloonFpb *fpb)
+/* Forget the slot without giving it back: the queue was reset. */
+static void fpb_drop_slot(VirtIOBalloonFpb *fpb)
 {
-    MachineState *ms = MACHINE(qdev_get_machine());
-    FpbRangeCollector c = { .fpb = fpb, .ram = ms->ram };
-
-    fpb->nr_ranges = 0;
-    if (!ms->ram) {
-        return;
-    }
-    WITH_RCU_READ_LOCK_GUARD() {
-        flatview_for_each_range(address_space_to_flatview(
-                                    &address_space_memory),
-                                fpb_collect_range, &c);
+    if (fpb->slot) {
+        virtqueue_detach_element(fpb->vq, fpb->slot, 0);
+        g_free(fpb->slot);
+        fpb->slot = NULL;
     }
 }
 
-/*
- * State changes wake the migration thread, which may be waiting for an
- * answer (free-page-hint-wait).
- */
-static void fpb_set_state(VirtIOBalloonFpb *fpb, FpbRequestState state)
+/* Answer the held slot with a request for migration's current round. */
+static void fpb_issue(VirtIOBalloonFpb *fpb)
 {
-    qemu_mutex_lock(&fpb->wait_lock);
-    fpb->state = state;
-    qemu_cond_broadcast(&fpb->wait_cond);
-    qemu_mutex_unlock(&fpb->wait_lock);
-}
-
-/* Answer the driver's posted buffer with a request. */
-static void fpb_issue_request(VirtIOBalloon *s)
-{
-    VirtIOBalloonFpb *fpb = &s->fpb;
-    VirtIODevice *vdev = VIRTIO_DEVICE(s);
     uint8_t req[FPB_REQ_SIZE];
 
-    fpb->request_pending = false;
     fpb->cmd_id++;
     if (!fpb->cmd_id) {
         fpb->cmd_id = 1;        /* 0 is never a command id */
     }
-    fpb_collect_ram_ranges(fpb);
+    fpb->issued++;
     fpb_build_request(req, fpb->cmd_id, 0);
     iov_from_buf(fpb->slot->in_sg, fpb->slot->in_num, 0, req, sizeof(req));
-    virtqueue_push(fpb->vq, fpb->slot, sizeof(req));
-    g_free(fpb->slot);
+    fpb_return_buffer(fpb, fpb->slot, sizeof(req));
     fpb->slot = NULL;
-    fpb_set_state(fpb, FPB_S_REQUESTED);
-    fpb->request_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-    fpb->requests++;
-    fpb->rounds++;
-    virtio_notify(vdev, fpb->vq);
-    trace_virtio_balloon_fpb_request(fpb->cmd_id, fpb->nr_ranges);
+    fpb->state = FPB_REQUESTED;
+    virtio_notify(VIRTIO_DEVICE(fpb_balloon(fpb)), fpb->vq);
+    trace_virtio_balloon_fpb_request(fpb->cmd_id, fpb->round);
 }
 
-static void fpb_take_slot(VirtIOBalloon *s, VirtQueueElement *elem)
+/* The last chunk of the answer to cmd_id came. */
+static void fpb_complete(VirtIOBalloonFpb *fpb)
 {
-    VirtIOBalloonFpb *fpb = &s->fpb;
+    fpb->state = FPB_ANSWERED;
+    free_page_hint_answered(&fpb->hint, fpb->round);
+    trace_virtio_balloon_fpb_answered(fpb->cmd_id,
+                                      fpb->hint.counters.latency_us);
+}
 
+/* Migration asks, with dirty tracking armed. */
+static void fpb_request(FreePageHintSource *hint, FreePageHintRound round)
+{
+    VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
+
+    fpb->round = round;
+    fpb->state = FPB_WANT_SLOT;
+    if (fpb->slot) {
+        fpb_issue(fpb);
+    }
+}
+
+static bool fpb_can_hint(FreePageHintSource *hint)
+{
+    VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
+    VirtIOBalloon *s = fpb_balloon(fpb);
+
+    /*
+     * With page poisoning (or init_on_free) the guest relies on the
+     * contents of its free pages, which a skipped page would not have on
+     * the destination.
+     */
+    return virtio_balloon_fpb_enabled(s) &&
+           !virtio_vdev_has_feature(VIRTIO_DEVICE(s),
+                                    VIRTIO_BALLOON_F_PAGE_POISON);
+}
+
+static const FreePageHintSourceOps fpb_hint_ops = {
+    .can_hint = fpb_can_hint,
+    .request = fpb_request,
+};
+
+static void fpb_take_slot(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
+{
     if (iov_size(elem->in_sg, elem->in_num) < FPB_REQ_SIZE) {
-        fpb_bad_input(fpb, FPB_BAD_SLOT, 0);
-        virtqueue_push(fpb->vq, elem, 0);
-        g_free(elem);
+        fpb_bad_input(fpb, FPB_ERR_SLOT, 0);
+        fpb_return_buffer(fpb, elem, 0);
         return;
     }
     if (fpb->slot) {
         /* The driver posted a second one: give the older one back. */
-        virtqueue_push(fpb->vq, fpb->slot, 0);
-        g_free(fpb->slot);
+        fpb_return_buffer(fpb, fpb->slot, 0);
     }
     fpb->slot = elem;
-    if (fpb->request_pending) {
-        fpb_issue_request(s);
+    if (fpb->state != FPB_WANT_SLOT) {
+        return;
     }
-}
-
-/* Clear one run of free pages from the migration bitmap. */
-static void fpb_skip_run(uint64_t offset, uint64_t len, void *opaque)
-{
-    VirtIOBalloon *s = opaque;
-    MachineState *ms = MACHINE(qdev_get_machine());
-    int page_bits = qemu_target_page_bits();
-
-    s->fpb.free_pages_skipped +=
-        ram_skip_free_pages(ms->ram->ram_block, offset >> page_bits,
-                            len >> page_bits);
+    if (free_page_hint_round_is_current(fpb->round)) {
+        fpb_issue(fpb);
+    } else {
+        fpb->state = FPB_IDLE;  /* the round ended while we waited */
+    }
 }
 
 /* Is @id one this device issued, now or earlier (ids wrap, skipping 0)? */
 static bool fpb_id_was_issued(VirtIOBalloonFpb *fpb, uint32_t id)
 {
-    return id && fpb->requests &&
-           (uint32_t)(fpb->cmd_id - id) < MIN(fpb->requests, UINT32_MAX);
+    return id && fpb->issued &&
+           (uint32_t)(fpb->cmd_id - id) < MIN(fpb->issued, UINT32_MAX);
 }
 
-static void fpb_handle_chunk(VirtIOBalloon *s, VirtQueueElement *elem)
+static bool fpb_check_run(uint64_t gpa, uint64_t len, void *opaque)
 {
-    VirtIOBalloonFpb *fpb = &s->fpb;
+    uint64_t *free_bytes = opaque;
+
+    *free_bytes += len;
+    return free_page_hint_is_guest_ram(gpa, len);
+}
+
+static bool fpb_skip_run(uint64_t gpa, uint64_t len, void *opaque)
+{
+    free_page_hint_skip(opaque, gpa, len);
+    return true;
+}
+
+/*
+ * Apply a well-formed chunk of the answer to cmd_id, whole or not at all:
+ * a driver that calls MMIO or ROM free has a broken map, so none of its
+ * bits are trusted.
+ */
+static void fpb_apply_chunk(VirtIOBalloonFpb *fpb, const FpbChunk *chunk)
+{
+    uint64_t free_bytes = 0;
+
+    if (!free_page_hint_begin(&fpb->hint, fpb->round)) {
+        return;                 /* the round ended: counted as stale */
+    }
+    if (!fpb_for_each_free_run(chunk, fpb_check_run, &free_bytes)) {
+        free_page_hint_end(&fpb->hint);
+        fpb_bad_input(fpb, FPB_ERR_OUTSIDE_RAM, chunk->cmd_id);
+        return;
+    }
+    fpb_for_each_free_run(chunk, fpb_skip_run, &fpb->hint);
+    free_page_hint_end(&fpb->hint);
+    trace_virtio_balloon_fpb_chunk(chunk->cmd_id, chunk->first_pfn,
+                                   chunk->nr_bits, free_bytes);
+    if (chunk->flags & FPB_CHUNK_F_LAST) {
+        fpb_complete(fpb);
+    }
+}
+
+static void fpb_handle_chunk(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
+{
     size_t len = iov_size(elem->out_sg, elem->out_num);
     g_autofree uint8_t *buf = NULL;
     FpbChunk chunk;
     FpbError err;
-    uint64_t free_bytes;
 
-    fpb->chunks++;
+    fpb->hint.counters.chunks++;
     if (len > FPB_CHUNK_HEADER_SIZE + FPB_MAX_CHUNK_BITS / 8) {
         fpb_bad_input(fpb, FPB_ERR_NR_BITS, 0);
         return;
@@ -219,179 +221,55 @@ static void fpb_handle_chunk(VirtIOBalloon *s, VirtQueueElement *elem)
         fpb_bad_input(fpb, err, len >= 4 ? ldl_le_p(buf) : 0);
         return;
     }
-    fpb->bitmap_bytes += chunk.nr_bits / 8;
+    fpb->hint.counters.bitmap_bytes += chunk.nr_bits / 8;
+    if (!fpb_id_was_issued(fpb, chunk.cmd_id)) {
+        fpb_bad_input(fpb, FPB_ERR_UNKNOWN_ID, chunk.cmd_id);
+        return;
+    }
 
-    if (chunk.cmd_id != fpb->cmd_id || fpb->state == FPB_S_IDLE) {
-        if (!fpb_id_was_issued(fpb, chunk.cmd_id)) {
-            fpb_bad_input(fpb, FPB_BAD_UNKNOWN_ID, chunk.cmd_id);
-        } else {
-            /* An answer that crossed a sync: normal, and never applied. */
-            fpb->stale_chunks++;
-            trace_virtio_balloon_fpb_stale(chunk.cmd_id, fpb->cmd_id);
+    switch (chunk.cmd_id == fpb->cmd_id ? fpb->state : FPB_IDLE) {
+    case FPB_REQUESTED:
+        fpb_apply_chunk(fpb, &chunk);
+        break;
+    case FPB_ANSWERED:
+        if (free_page_hint_round_is_current(fpb->round)) {
+            fpb_bad_input(fpb, FPB_ERR_AFTER_LAST, chunk.cmd_id);
+            break;
         }
-        return;
-    }
-    if (fpb->state == FPB_S_ANSWERED) {
-        fpb_bad_input(fpb, FPB_BAD_AFTER_LAST, chunk.cmd_id);
-        return;
-    }
-
-    err = fpb_for_each_free_run(&chunk, fpb->ranges, fpb->nr_ranges,
-                                fpb_skip_run, s, &free_bytes);
-    if (err != FPB_OK) {
-        fpb_bad_input(fpb, err, chunk.cmd_id);
-        return;
-    }
-    trace_virtio_balloon_fpb_chunk(chunk.cmd_id, chunk.first_pfn,
-                                   chunk.nr_bits, free_bytes);
-    if (chunk.flags & FPB_CHUNK_F_LAST) {
-        fpb_set_state(fpb, FPB_S_ANSWERED);
-        fpb->answered++;
-        fpb->last_latency_us = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
-                                fpb->request_ns) / SCALE_US;
-        trace_virtio_balloon_fpb_answered(chunk.cmd_id,
-                                          fpb->last_latency_us);
+        /* fall through: an answer that crossed the round's end */
+    default:
+        /* An earlier request's, or forgotten by a reset: never applied. */
+        fpb->hint.counters.stale_chunks++;
+        trace_virtio_balloon_fpb_stale(chunk.cmd_id, fpb->cmd_id);
+        break;
     }
 }
 
 static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
 {
-    VirtIOBalloon *s = VIRTIO_BALLOON(vdev);
+    VirtIOBalloonFpb *fpb = &VIRTIO_BALLOON(vdev)->fpb;
     VirtQueueElement *elem;
 
     while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
         if (elem->out_num && elem->in_num) {
-            fpb_bad_input(&s->fpb, FPB_BAD_DIRECTION, 0);
+            fpb_bad_input(fpb, FPB_ERR_DIRECTION, 0);
         } else if (elem->in_num) {
-            fpb_take_slot(s, elem);
+            fpb_take_slot(fpb, elem);
             continue;
         } else {
-            fpb_handle_chunk(s, elem);
+            fpb_handle_chunk(fpb, elem);
         }
-        virtqueue_push(vq, elem, 0);
-        g_free(elem);
+        fpb_return_buffer(fpb, elem, 0);
     }
     virtio_notify(vdev, vq);
 }
 
-static void fpb_drain(void *opaque)
+static void fpb_drain(VirtIOBalloon *s)
 {
-    VirtIOBalloon *s = opaque;
-
     if (s->fpb.vq && virtio_queue_ready(s->fpb.vq)) {
         fpb_handle_queue(VIRTIO_DEVICE(s), s->fpb.vq);
     }
 }
-
-/* Answers to the current request are not applied any more. */
-static void fpb_retire(VirtIOBalloonFpb *fpb)
-{
-    if (fpb->state == FPB_S_REQUESTED || fpb->request_pending) {
-        trace_virtio_balloon_fpb_retire(fpb->cmd_id);
-    }
-    fpb->request_pending = false;
-    fpb_set_state(fpb, FPB_S_IDLE);
-}
-
-static int fpb_precopy_notify(NotifierWithReturn *n, void *data)
-{
-    VirtIOBalloonFpb *fpb = container_of(n, VirtIOBalloonFpb,
-                                         precopy_notifier);
-    VirtIOBalloon *s = container_of(fpb, VirtIOBalloon, fpb);
-    VirtIODevice *vdev = VIRTIO_DEVICE(s);
-    PrecopyNotifyData *pnd = data;
-
-    /*
-     * A page skipped here would stall a postcopy fault on the destination
-     * until the end: no hints with postcopy, as for stock hinting.  With
-     * page poisoning (or init_on_free) the guest relies on the contents of
-     * its free pages, which a skipped page would not have there.
-     */
-    if (!virtio_balloon_fpb_enabled(s) || migrate_postcopy_ram() ||
-        virtio_vdev_has_feature(vdev, VIRTIO_BALLOON_F_PAGE_POISON)) {
-        return 0;
-    }
-
-    switch (pnd->reason) {
-    case PRECOPY_NOTIFY_BEFORE_BITMAP_SYNC:
-        /*
-         * The sync brings in writes made since the request; a hint applied
-         * after it could clear them.  So its answers become stale now.
-         */
-        fpb_retire(fpb);
-        break;
-    case PRECOPY_NOTIFY_AFTER_BITMAP_SYNC:
-        if (!vdev->vm_running ||
-            (fpb->rounds && !migrate_free_page_hint_repeat())) {
-            break;
-        }
-        /*
-         * Arm dirty tracking for all of RAM before asking: every write the
-         * guest makes after its snapshot must reach the next sync.
-         */
-        ram_rearm_dirty_tracking();
-        fpb->request_pending = true;
-        fpb_drain(s);
-        if (fpb->slot) {
-            fpb_issue_request(s);
-        }
-        break;
-    case PRECOPY_NOTIFY_COMPLETE:
-    case PRECOPY_NOTIFY_CLEANUP:
-        /*
-         * Rounds count per migration.  Reset here, not at SETUP, which
-         * comes after the first sync and its request.
-         */
-        fpb_retire(fpb);
-        fpb->rounds = 0;
-        break;
-    default:
-        break;
-    }
-    return 0;
-}
-
-/* Called by migration, in its thread and without the BQL. */
-static void fpb_wait_for_answer(void *opaque, uint32_t ms)
-{
-    VirtIOBalloonFpb *fpb = &VIRTIO_BALLOON(opaque)->fpb;
-    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + ms;
-    int64_t now;
-
-    qemu_mutex_lock(&fpb->wait_lock);
-    while (fpb->state == FPB_S_REQUESTED &&
-           (now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) < deadline) {
-        qemu_cond_timedwait(&fpb->wait_cond, &fpb->wait_lock,
-                            deadline - now);
-    }
-    trace_virtio_balloon_fpb_waited(fpb->cmd_id, fpb->state);
-    qemu_mutex_unlock(&fpb->wait_lock);
-}
-
-static bool fpb_query(void *opaque, FreePageHintStats *stats)
-{
-    VirtIOBalloon *s = opaque;
-    VirtIOBalloonFpb *fpb = &s->fpb;
-
-    if (!virtio_balloon_fpb_enabled(s)) {
-        return false;
-    }
-    *stats = (FreePageHintStats) {
-        .requests = fpb->requests,
-        .answered = fpb->answered,
-        .stale_chunks = fpb->stale_chunks,
-        .bad_input = fpb->bad_input,
-        .bitmap_bytes = fpb->bitmap_bytes,
-        .skipped_pages = fpb->free_pages_skipped,
-        .latency = fpb->last_latency_us,
-    };
-    return true;
-}
-
-static const FreePageHintOps fpb_ops = {
-    .query = fpb_query,
-    .wait = fpb_wait_for_answer,
-};
 
 static void fpb_vm_state_change(void *opaque, bool running, RunState state)
 {
@@ -410,11 +288,7 @@ void virtio_balloon_fpb_realize(VirtIOBalloon *s)
     fpb->vq = virtio_add_queue(VIRTIO_DEVICE(s), FPB_QUEUE_SIZE,
                                fpb_handle_queue);
     fpb->vm_state = qemu_add_vm_change_state_handler(fpb_vm_state_change, s);
-    fpb->precopy_notifier.notify = fpb_precopy_notify;
-    precopy_add_notifier(&fpb->precopy_notifier);
-    qemu_mutex_init(&fpb->wait_lock);
-    qemu_cond_init(&fpb->wait_cond);
-    ram_set_free_page_hint_ops(&fpb_ops, s);
+    free_page_hint_add_source(&fpb->hint, &fpb_hint_ops);
 }
 
 void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
@@ -424,15 +298,11 @@ void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
     if (!fpb->vq) {
         return;
     }
-    ram_set_free_page_hint_ops(NULL, NULL);
-    precopy_remove_notifier(&fpb->precopy_notifier);
+    free_page_hint_remove_source(&fpb->hint);
     qemu_del_vm_change_state_handler(fpb->vm_state);
-    g_free(fpb->slot);
-    fpb->slot = NULL;
+    fpb_drop_slot(fpb);
     virtio_delete_queue(fpb->vq);
     fpb->vq = NULL;
-    qemu_cond_destroy(&fpb->wait_cond);
-    qemu_mutex_destroy(&fpb->wait_lock);
 }
 
 void virtio_balloon_fpb_reset(VirtIOBalloon *s)
@@ -442,10 +312,9 @@ void virtio_balloon_fpb_reset(VirtIOBalloon *s)
     if (!fpb->vq) {
         return;                 /* not offered: nothing was set up */
     }
-    /* The queue is reset too: the slot is simply forgotten. */
-    g_free(fpb->slot);
-    fpb->slot = NULL;
-    fpb_retire(fpb);
+    fpb_drop_slot(fpb);
+    /* Chunks of the request in flight are now stale. */
+    fpb->state = FPB_IDLE;
 }
 
 /*
@@ -491,8 +360,8 @@ static int fpb_post_load(void *opaque, int version_id)
     VirtIOBalloon *s = opaque;
 
     /* No migration runs here yet: nothing is outstanding. */
-    s->fpb.state = FPB_S_IDLE;
-    s->fpb.request_pending = false;
+    s->fpb.state = FPB_IDLE;
+    s->fpb.round = 0;
     /*
      * Chunks the source left queued are consumed when the VM runs: the
      * queue is not fully loaded yet.
@@ -552,7 +421,7 @@ const VMStateDescription vmstate_virtio_balloon_fpb = {
     .post_load = fpb_post_load,
     .fields = (VMStateField[]) {
         VMSTATE_UINT32(fpb.cmd_id, VirtIOBalloon),
-        VMSTATE_UINT64(fpb.requests, VirtIOBalloon),
+        VMSTATE_UINT64(fpb.issued, VirtIOBalloon),
         VMSTATE_BOOL(fpb.slot_held, VirtIOBalloon),
         {
             .name = "fpb.slot",
@@ -568,33 +437,25 @@ const VMStateDescription vmstate_virtio_balloon_fpb = {
 
 void virtio_balloon_fpb_instance_init(VirtIOBalloon *s)
 {
-    Object *obj = OBJECT(s);
-    VirtIOBalloonFpb *fpb = &s->fpb;
-    static const struct {
+    FreePageHintCounters *c = &s->fpb.hint.counters;
+    const struct {
         const char *name;
-        size_t offset;
+        uint64_t *counter;
     } counters[] = {
-        { "free-page-bitmap-requests",
-          offsetof(VirtIOBalloonFpb, requests) },
-        { "free-page-bitmap-answered",
-          offsetof(VirtIOBalloonFpb, answered) },
-        { "free-page-bitmap-stale-chunks",
-          offsetof(VirtIOBalloonFpb, stale_chunks) },
-        { "free-page-bitmap-chunks", offsetof(VirtIOBalloonFpb, chunks) },
-        { "free-page-bitmap-bytes", offsetof(VirtIOBalloonFpb, bitmap_bytes) },
-        { "free-page-bitmap-pages-skipped",
-          offsetof(VirtIOBalloonFpb, free_pages_skipped) },
-        { "free-page-bitmap-bad-input",
-          offsetof(VirtIOBalloonFpb, bad_input) },
-        { "free-page-bitmap-latency-us",
-          offsetof(VirtIOBalloonFpb, last_latency_us) },
+        { "free-page-bitmap-requests", &c->requests },
+        { "free-page-bitmap-answered", &c->answered },
+        { "free-page-bitmap-chunks", &c->chunks },
+        { "free-page-bitmap-stale-chunks", &c->stale_chunks },
+        { "free-page-bitmap-bad-input", &c->bad_input },
+        { "free-page-bitmap-bytes", &c->bitmap_bytes },
+        { "free-page-bitmap-pages-skipped", &c->skipped_pages },
+        { "free-page-bitmap-latency-us", &c->latency_us },
     };
     size_t i;
 
     for (i = 0; i < ARRAY_SIZE(counters); i++) {
-        object_property_add_uint64_ptr(obj, counters[i].name,
-                                       (uint64_t *)((char *)fpb +
-                                                    counters[i].offset),
+        object_property_add_uint64_ptr(OBJECT(s), counters[i].name,
+                                       counters[i].counter,
                                        OBJ_PROP_FLAG_READ);
     }
 }

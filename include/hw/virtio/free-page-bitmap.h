@@ -50,13 +50,7 @@ typedef struct FpbChunk {
     const uint8_t *bitmap;
 } FpbChunk;
 
-/* A guest physical range backed by the RAM block that is guest system RAM */
-typedef struct FpbRamRange {
-    uint64_t gpa;
-    uint64_t size;
-    uint64_t offset;        /* where gpa sits in the RAM block */
-} FpbRamRange;
-
+/* Every way a guest's message can be wrong, one name each */
 typedef enum FpbError {
     FPB_OK = 0,
     FPB_ERR_SHORT,          /* shorter than a chunk header */
@@ -65,7 +59,11 @@ typedef enum FpbError {
     FPB_ERR_NR_BITS,        /* zero, not a multiple of 64, or too many */
     FPB_ERR_LENGTH,         /* the bitmap is not nr_bits / 8 bytes */
     FPB_ERR_OVERFLOW,       /* the range wraps around 2^64 */
-    FPB_ERR_OUTSIDE_RAM,    /* a set bit is not guest system RAM */
+    FPB_ERR_OUTSIDE_RAM,    /* a set bit is not guest RAM */
+    FPB_ERR_UNKNOWN_ID,     /* a command id never issued */
+    FPB_ERR_AFTER_LAST,     /* a chunk after the last one of its answer */
+    FPB_ERR_SLOT,           /* a request buffer too small */
+    FPB_ERR_DIRECTION,      /* a buffer both readable and writable */
     FPB_ERR__MAX
 } FpbError;
 
@@ -80,22 +78,29 @@ const char *fpb_error_str(FpbError err);
 FpbError fpb_parse_chunk(const void *buf, size_t len,
                          uint32_t target_page_size, FpbChunk *chunk);
 
-/* Called for each run of free pages, as an offset and length in bytes */
-typedef void FpbRunFunc(uint64_t offset, uint64_t len, void *opaque);
+/* Called for each run of free pages; returning false stops the walk. */
+typedef bool FpbRunFunc(uint64_t gpa, uint64_t len, void *opaque);
 
 /*
- * Map the set bits of a parsed chunk onto @ranges (sorted by gpa, not
- * overlapping).  Every set bit must fall inside the ranges, otherwise
- * FPB_ERR_OUTSIDE_RAM is returned and @fn is never called: a chunk is
- * applied whole or not at all.  With @fn NULL, only checks.  On success,
- * *@free_bytes (if not NULL) is the number of bytes the set bits describe.
+ * Call @fn for each run of set bits of a parsed chunk, as a guest physical
+ * address and length in bytes, in ascending order.  Returns false if @fn
+ * stopped the walk.
  */
-FpbError fpb_for_each_free_run(const FpbChunk *chunk,
-                               const FpbRamRange *ranges, size_t nr_ranges,
-                               FpbRunFunc *fn, void *opaque,
-                               uint64_t *free_bytes);
+bool fpb_for_each_free_run(const FpbChunk *chunk, FpbRunFunc *fn,
+                           void *opaque);
 
-/* Fill a request message into @buf (FPB_REQ_SIZE bytes) */
+/* Fill a request message into @buf (FPB_REQ_SIZE bytes), or read one */
 void fpb_build_request(void *buf, uint32_t cmd_id, uint32_t flags);
+void fpb_parse_request(const void *buf, uint32_t *cmd_id, uint32_t *flags);
+
+/*
+ * The driver's side, for tests: fill a chunk header into @buf, whose
+ * nr_bits / 8 bytes after FPB_CHUNK_HEADER_SIZE are the bitmap, and set
+ * bit @bit of a chunk's bitmap.
+ */
+void fpb_build_chunk_header(void *buf, uint32_t cmd_id, uint32_t flags,
+                            uint64_t first_pfn, uint32_t page_size,
+                            uint32_t nr_bits);
+void fpb_chunk_set_bit(void *buf, uint32_t bit);
 
 #endif

@@ -13,8 +13,7 @@
 
 #include "hw/virtio/free-page-bitmap.h"
 #include "hw/virtio/virtio.h"
-#include "qemu/notify.h"
-#include "qemu/thread.h"
+#include "migration/free-page-hint.h"
 
 /*
  * Feature bit of the protocol.  Bits 0-5 are the spec's; the spec hands
@@ -23,53 +22,31 @@
  */
 #define VIRTIO_BALLOON_F_FREE_PAGE_BITMAP 16
 
-typedef enum FpbRequestState {
-    FPB_S_IDLE,         /* no request outstanding */
-    FPB_S_REQUESTED,    /* chunks of cmd_id are applied */
-    FPB_S_ANSWERED,     /* the last chunk of cmd_id came */
-} FpbRequestState;
-
-/* Classes of bad input beyond the message parser's (FpbError) */
-typedef enum FpbBadInput {
-    FPB_BAD_UNKNOWN_ID = FPB_ERR__MAX,  /* a command id never issued */
-    FPB_BAD_AFTER_LAST,             /* a chunk after the last one */
-    FPB_BAD_SLOT,                   /* a request buffer too small */
-    FPB_BAD_DIRECTION,              /* a buffer both readable and writable */
-    FPB_BAD__MAX
-} FpbBadInput;
-
-#define FPB_MAX_RAM_RANGES 16
+/*
+ * The request state machine.  The driver keeps one buffer posted (the
+ * slot); answering it is what issues a request.
+ */
+typedef enum FpbState {
+    FPB_IDLE,           /* not asked; chunks are stale or unexpected */
+    FPB_WANT_SLOT,      /* migration asked; issue once a slot is posted */
+    FPB_REQUESTED,      /* cmd_id issued: its chunks are applied */
+    FPB_ANSWERED,       /* the last chunk of cmd_id came */
+} FpbState;
 
 typedef struct VirtIOBalloonFpb {
     VirtQueue *vq;
-    /* The buffer the driver keeps posted; answering it issues a request. */
-    VirtQueueElement *slot;
-    bool request_pending;       /* issue as soon as a slot is posted */
+    VirtQueueElement *slot;     /* the posted buffer the device holds */
+    uint32_t state;             /* FpbState */
     uint32_t cmd_id;            /* the last command id issued */
-    uint32_t state;             /* FpbRequestState */
-    uint32_t rounds;            /* requests in this migration */
-    int64_t request_ns;
+    uint64_t issued;            /* command ids issued, ever */
+    FreePageHintRound round;    /* migration's round of cmd_id */
     bool slot_held;             /* for migration of the slot */
-    FpbRamRange ranges[FPB_MAX_RAM_RANGES];
-    size_t nr_ranges;
-    NotifierWithReturn precopy_notifier;
     VMChangeStateEntry *vm_state;
     bool drain_on_run;          /* loaded: look at the queue once running */
 
-    /* The migration thread waits on these for an answer. */
-    QemuMutex wait_lock;
-    QemuCond wait_cond;
-
-    /* Counters, read through QOM properties */
-    uint64_t requests;
-    uint64_t answered;
-    uint64_t stale_chunks;
-    uint64_t chunks;
-    uint64_t bitmap_bytes;
-    uint64_t free_pages_skipped;
-    uint64_t bad_input;
-    uint64_t last_latency_us;
-    uint32_t bad_reported[FPB_BAD__MAX];
+    /* Migration's view: its counters are the QOM properties too. */
+    FreePageHintSource hint;
+    uint32_t bad_reported[FPB_ERR__MAX];
 } VirtIOBalloonFpb;
 
 typedef struct VirtIOBalloon VirtIOBalloon;

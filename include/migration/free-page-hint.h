@@ -1,0 +1,104 @@
+/*
+ * Free page hints (qemu-fph): how a device that learns which guest pages
+ * are free tells migration, which then does not send them.
+ *
+ * Migration owns the skipping.  It arms dirty tracking for all migrating
+ * RAM, then asks every registered source for hints, handing it a round
+ * token.  The source reports free guest-physical ranges with that token;
+ * migration resolves them through the memory map and clears them from its
+ * own bitmap only while the round is current.  The next dirty bitmap sync
+ * ends the round: a hint that crossed it is stale and dropped, because the
+ * sync may have brought in writes made after the guest's snapshot.
+ * See docs/free-page-hinting.rst.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef MIGRATION_FREE_PAGE_HINT_H
+#define MIGRATION_FREE_PAGE_HINT_H
+
+#include "qemu/queue.h"
+
+/* Rounds are numbered from 1 and never wrap; 0 is no round. */
+typedef uint64_t FreePageHintRound;
+
+/* What one source did; read by query-migrate and by its QOM properties. */
+typedef struct FreePageHintCounters {
+    uint64_t requests;      /* rounds the source was asked for */
+    uint64_t answered;      /* rounds it answered in full */
+    uint64_t chunks;        /* messages it received, valid or not */
+    uint64_t stale_chunks;  /* messages of a round that had ended */
+    uint64_t bad_input;     /* malformed or unexpected messages */
+    uint64_t bitmap_bytes;  /* bitmap bytes of well-formed messages */
+    uint64_t skipped_pages; /* dirty pages cleared from migration */
+    uint64_t latency_us;    /* from the last request to its answer */
+} FreePageHintCounters;
+
+typedef struct FreePageHintSource FreePageHintSource;
+
+typedef struct FreePageHintSourceOps {
+    /* Whether the source may hint in this migration (it is asked often). */
+    bool (*can_hint)(FreePageHintSource *src);
+    /*
+     * Ask the guest now.  Dirty tracking already logs every write to
+     * migrating RAM; reports for this request carry @round.
+     */
+    void (*request)(FreePageHintSource *src, FreePageHintRound round);
+} FreePageHintSourceOps;
+
+struct FreePageHintSource {
+    const FreePageHintSourceOps *ops;
+    FreePageHintCounters counters;
+
+    /* Private to migration/free-page-hint.c */
+    FreePageHintRound asked;    /* the round it was last asked for */
+    bool answered;              /* ... and has answered in full */
+    int64_t asked_ns;
+    QLIST_ENTRY(FreePageHintSource) next;
+};
+
+/* With the BQL held, from a device's realize and unrealize. */
+void free_page_hint_add_source(FreePageHintSource *src,
+                               const FreePageHintSourceOps *ops);
+void free_page_hint_remove_source(FreePageHintSource *src);
+
+/*
+ * Reporting, with the BQL held.  Between begin and end the source may
+ * check ranges and skip them; a message it wants applied whole or not at
+ * all is checked in full before its first range is skipped:
+ *
+ *     if (free_page_hint_begin(src, round)) {
+ *         if (every range passes free_page_hint_is_guest_ram()) {
+ *             free_page_hint_skip(src, gpa, len);   (for each range)
+ *         }
+ *         free_page_hint_end(src);
+ *     }
+ *
+ * free_page_hint_begin() returns false, and counts a stale chunk, unless
+ * @round is the current round.  Guest RAM is RAM of a memory backend
+ * (main RAM, NUMA memdevs, DIMMs, virtio-mem), migrating or not; ROM,
+ * device RAM such as VRAM, and MMIO are not.  Only migrating guest RAM is
+ * skipped, page by page: a range may span several RAM blocks.
+ */
+bool free_page_hint_round_is_current(FreePageHintRound round);
+bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound round);
+bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len);
+void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
+void free_page_hint_end(FreePageHintSource *src);
+/* The source's answer for @round is complete. */
+void free_page_hint_answered(FreePageHintSource *src,
+                             FreePageHintRound round);
+
+/* For migration: counters of all sources added up; false if none hints. */
+bool free_page_hint_query(FreePageHintCounters *sum);
+/*
+ * For the migration thread, without the BQL, before each pass over RAM:
+ * the first time in a migration, wait up to free-page-hint-wait
+ * milliseconds for every source asked in the current round to answer.
+ */
+void free_page_hint_first_pass(void);
+
+#endif

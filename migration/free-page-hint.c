@@ -1,0 +1,358 @@
+/*
+ * Free page hints (qemu-fph): migration's side.  Sources (the balloon's
+ * free page bitmap today) report free guest-physical ranges; this file
+ * decides when they may be asked, which reports are still valid, what
+ * memory a report may cover, and clears the pages from the migration
+ * bitmap.  See include/migration/free-page-hint.h and
+ * docs/free-page-hinting.rst.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "exec/address-spaces.h"
+#include "exec/memory.h"
+#include "exec/ramblock.h"
+#include "sysemu/hostmem.h"
+#include "sysemu/runstate.h"
+#include "migration/misc.h"
+#include "migration/free-page-hint.h"
+#include "migration.h"
+#include "ram.h"
+#include "guest-ram-map.h"
+#include "trace.h"
+
+/*
+ * The migration thread waits in slices this long, so that a cancelled
+ * migration stops waiting soon even if no answer wakes it.
+ */
+#define WAIT_SLICE_MS 50
+
+static QLIST_HEAD(, FreePageHintSource) sources =
+    QLIST_HEAD_INITIALIZER(sources);
+static NotifierWithReturn precopy_notifier;
+static bool round_lock_ready;
+
+/* Changed with the BQL held; read by the waiting thread under lock. */
+static struct {
+    FreePageHintRound current;  /* the last round started */
+    bool open;                  /* hints of the current round apply */
+    unsigned int unanswered;    /* sources asked in it, not done yet */
+    bool waited;                /* the first pass of this migration did */
+    QemuMutex lock;
+    QemuCond answer;
+} round;
+
+/* With the BQL, while a round is open: the memory map at its start. */
+static GArray *guest_ram;
+/* Rounds started in this migration, for free-page-hint-repeat */
+static uint64_t rounds_this_migration;
+
+/*
+ * Guest RAM is what a memory backend provides: main RAM, NUMA memdevs,
+ * DIMMs, virtio-mem.  Video RAM, ROMs and RAM of passed-through devices
+ * are RAM too, but never free in the guest's sense.
+ */
+static bool is_guest_ram_region(MemoryRegion *mr)
+{
+    return memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
+           !memory_region_is_rom(mr) && !mr->rom_device &&
+           object_dynamic_cast(mr->owner, TYPE_MEMORY_BACKEND);
+}
+
+static bool collect_guest_ram(Int128 start, Int128 len,
+                              const MemoryRegion *mr,
+                              hwaddr offset_in_region, void *opaque)
+{
+    MemoryRegion *region = (MemoryRegion *)mr;   /* to take a reference */
+    GuestRamRange r;
+
+    if (!is_guest_ram_region(region)) {
+        return false;
+    }
+    r = (GuestRamRange) {
+        .gpa = int128_get64(start),
+        .size = int128_get64(len),
+        .offset = offset_in_region,
+        .region = region,
+    };
+    if (mr->ram_block && !ramblock_is_ignored(mr->ram_block)) {
+        r.block = mr->ram_block;
+    }
+    memory_region_ref(r.region);
+    g_array_append_val(guest_ram, r);
+    return false;
+}
+
+static void forget_guest_ram(void)
+{
+    guint i;
+
+    if (!guest_ram) {
+        return;
+    }
+    for (i = 0; i < guest_ram->len; i++) {
+        memory_region_unref(g_array_index(guest_ram, GuestRamRange,
+                                          i).region);
+    }
+    g_array_free(guest_ram, true);
+    guest_ram = NULL;
+}
+
+/*
+ * The memory map at the start of a round.  Memory devices cannot come or
+ * go while migrating, and the references keep them until the round ends.
+ * The flat view is sorted by address, and so is the table.
+ */
+static void snapshot_guest_ram(void)
+{
+    forget_guest_ram();
+    guest_ram = g_array_new(false, false, sizeof(GuestRamRange));
+    WITH_RCU_READ_LOCK_GUARD() {
+        flatview_for_each_range(address_space_to_flatview(
+                                    &address_space_memory),
+                                collect_guest_ram, NULL);
+    }
+}
+
+bool free_page_hint_round_is_current(FreePageHintRound r)
+{
+    return r && round.open && r == round.current;
+}
+
+bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len)
+{
+    return guest_ram && guest_ram_covers((GuestRamRange *)guest_ram->data,
+                                         guest_ram->len, gpa, len);
+}
+
+bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound r)
+{
+    if (!free_page_hint_round_is_current(r) || !ram_hint_lock()) {
+        src->counters.stale_chunks++;
+        trace_free_page_hint_stale(r, round.current);
+        return false;
+    }
+    return true;
+}
+
+static void skip_piece(const GuestRamRange *r, uint64_t offset,
+                       uint64_t len, void *opaque)
+{
+    FreePageHintSource *src = opaque;
+
+    if (r->block) {
+        src->counters.skipped_pages += ram_hint_clear(r->block, offset, len);
+    }
+}
+
+void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len)
+{
+    if (guest_ram) {
+        guest_ram_for_each_piece((GuestRamRange *)guest_ram->data,
+                                 guest_ram->len, gpa, len, skip_piece, src);
+    }
+}
+
+void free_page_hint_end(FreePageHintSource *src)
+{
+    ram_hint_unlock();
+}
+
+void free_page_hint_answered(FreePageHintSource *src, FreePageHintRound r)
+{
+    if (!free_page_hint_round_is_current(r) || src->asked != r ||
+        src->answered) {
+        return;
+    }
+    src->counters.answered++;
+    src->counters.latency_us = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
+                                src->asked_ns) / SCALE_US;
+    trace_free_page_hint_answered(r, src->counters.latency_us);
+    qemu_mutex_lock(&round.lock);
+    src->answered = true;
+    round.unanswered--;
+    qemu_cond_broadcast(&round.answer);
+    qemu_mutex_unlock(&round.lock);
+}
+
+/*
+ * A sync brings writes made since the request into the migration bitmap;
+ * a hint applied after it could clear them.  So the round ends first.
+ */
+static void end_round(void)
+{
+    if (round.open) {
+        trace_free_page_hint_end_round(round.current, round.unanswered);
+    }
+    qemu_mutex_lock(&round.lock);
+    round.open = false;
+    round.unanswered = 0;
+    qemu_cond_broadcast(&round.answer);
+    qemu_mutex_unlock(&round.lock);
+    forget_guest_ram();
+}
+
+static void start_round(void)
+{
+    FreePageHintSource *src;
+    bool wanted = false;
+
+    /*
+     * A page skipped here would stall a postcopy fault on the destination
+     * until the end: no hints with postcopy.  A stopped guest cannot
+     * answer, and the pages it had free are not worth a round.
+     */
+    if (!runstate_is_running() || migrate_postcopy_ram() ||
+        (rounds_this_migration && !migrate_free_page_hint_repeat())) {
+        return;
+    }
+    QLIST_FOREACH(src, &sources, next) {
+        wanted |= src->ops->can_hint(src);
+    }
+    if (!wanted) {
+        return;
+    }
+
+    /*
+     * Every write the guest makes after its snapshot must reach the next
+     * sync, even to a page that was dirty at this one.
+     */
+    ram_rearm_dirty_tracking();
+    snapshot_guest_ram();
+    rounds_this_migration++;
+
+    qemu_mutex_lock(&round.lock);
+    round.current++;
+    round.open = true;
+    QLIST_FOREACH(src, &sources, next) {
+        if (src->ops->can_hint(src)) {
+            src->asked = round.current;
+            src->answered = false;
+            round.unanswered++;
+        }
+    }
+    qemu_mutex_unlock(&round.lock);
+    trace_free_page_hint_start_round(round.current, guest_ram->len);
+
+    QLIST_FOREACH(src, &sources, next) {
+        if (src->asked == round.current) {
+            src->asked_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+            src->counters.requests++;
+            src->ops->request(src, round.current);
+        }
+    }
+}
+
+static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
+{
+    PrecopyNotifyData *pnd = data;
+
+    switch (pnd->reason) {
+    case PRECOPY_NOTIFY_BEFORE_BITMAP_SYNC:
+        end_round();
+        break;
+    case PRECOPY_NOTIFY_AFTER_BITMAP_SYNC:
+        start_round();
+        break;
+    case PRECOPY_NOTIFY_COMPLETE:
+    case PRECOPY_NOTIFY_CLEANUP:
+        /* Not at SETUP, which comes after the first sync and its round */
+        end_round();
+        rounds_this_migration = 0;
+        qemu_mutex_lock(&round.lock);
+        round.waited = false;
+        qemu_mutex_unlock(&round.lock);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void free_page_hint_add_source(FreePageHintSource *src,
+                               const FreePageHintSourceOps *ops)
+{
+    if (!round_lock_ready) {
+        /* Never destroyed: a waiter may outlive any one source. */
+        qemu_mutex_init(&round.lock);
+        qemu_cond_init(&round.answer);
+        round_lock_ready = true;
+    }
+    if (QLIST_EMPTY(&sources)) {
+        precopy_notifier.notify = free_page_hint_precopy_notify;
+        precopy_add_notifier(&precopy_notifier);
+    }
+    src->ops = ops;
+    src->asked = 0;
+    QLIST_INSERT_HEAD(&sources, src, next);
+}
+
+void free_page_hint_remove_source(FreePageHintSource *src)
+{
+    qemu_mutex_lock(&round.lock);
+    if (round.open && src->asked == round.current && !src->answered) {
+        round.unanswered--;
+        qemu_cond_broadcast(&round.answer);
+    }
+    QLIST_REMOVE(src, next);
+    qemu_mutex_unlock(&round.lock);
+    if (QLIST_EMPTY(&sources)) {
+        precopy_remove_notifier(&precopy_notifier);
+    }
+}
+
+bool free_page_hint_query(FreePageHintCounters *sum)
+{
+    FreePageHintSource *src;
+    bool any = false;
+
+    memset(sum, 0, sizeof(*sum));
+    QLIST_FOREACH(src, &sources, next) {
+        const FreePageHintCounters *c = &src->counters;
+
+        if (!src->ops->can_hint(src)) {
+            continue;
+        }
+        any = true;
+        sum->requests += c->requests;
+        sum->answered += c->answered;
+        sum->chunks += c->chunks;
+        sum->stale_chunks += c->stale_chunks;
+        sum->bad_input += c->bad_input;
+        sum->bitmap_bytes += c->bitmap_bytes;
+        sum->skipped_pages += c->skipped_pages;
+        sum->latency_us = MAX(sum->latency_us, c->latency_us);
+    }
+    return any;
+}
+
+void free_page_hint_first_pass(void)
+{
+    MigrationState *s = migrate_get_current();
+    int64_t deadline, now;
+
+    if (!round_lock_ready) {
+        return;
+    }
+    qemu_mutex_lock(&round.lock);
+    if (!round.waited) {
+        round.waited = true;
+        deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                   migrate_free_page_hint_wait();
+        while (round.open && round.unanswered &&
+               qatomic_read(&s->state) != MIGRATION_STATUS_CANCELLING &&
+               (now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) < deadline) {
+            qemu_cond_timedwait(&round.answer, &round.lock,
+                                MIN(deadline - now, WAIT_SLICE_MS));
+        }
+        trace_free_page_hint_waited(round.current, round.unanswered);
+    }
+    qemu_mutex_unlock(&round.lock);
+}

@@ -1,0 +1,44 @@
+/*
+ * A sorted table of guest-physical ranges of guest RAM, and the arithmetic
+ * of splitting a reported range across them (qemu-fph).  Pure logic, so
+ * the unit tests run it without QEMU.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef MIGRATION_GUEST_RAM_MAP_H
+#define MIGRATION_GUEST_RAM_MAP_H
+
+typedef struct GuestRamRange {
+    uint64_t gpa;
+    uint64_t size;
+    void *block;            /* the RAM block; NULL when it does not migrate */
+    uint64_t offset;        /* where gpa sits in the block */
+    void *region;           /* the memory region, for its reference */
+} GuestRamRange;
+
+/* The range of @map (sorted by gpa, not overlapping) holding @gpa, or NULL */
+const GuestRamRange *guest_ram_find(const GuestRamRange *map, size_t n,
+                                    uint64_t gpa);
+
+/* Is every byte of [@gpa, @gpa + @len) in a range of @map? */
+bool guest_ram_covers(const GuestRamRange *map, size_t n, uint64_t gpa,
+                      uint64_t len);
+
+/* Called for each piece of a range that falls in one range of the map */
+typedef void GuestRamPieceFunc(const GuestRamRange *r, uint64_t offset,
+                               uint64_t len, void *opaque);
+
+/*
+ * Split [@gpa, @gpa + @len) at the boundaries of @map and call @fn for
+ * each piece inside a range, with the offset in that range's block; parts
+ * outside the map are passed over.
+ */
+void guest_ram_for_each_piece(const GuestRamRange *map, size_t n,
+                              uint64_t gpa, uint64_t len,
+                              GuestRamPieceFunc *fn, void *opaque);
+
+#endif
