@@ -15,7 +15,7 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
-	distclean
+	distclean check-series
 
 all: qemu
 
@@ -23,13 +23,14 @@ help:
 	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
 	@echo "make check      lint, unit tests, qtests, guest end-to-end; one summary"
 	@echo "make lint       checkpatch.pl on our files and patches"
+	@echo "make check-series  build every prefix of patches/series"
 	@echo "make demo       the main job: migrate real guests, print results"
 	@echo "make soak       20 migrations of the stock guest with stock hints"
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 ifeq ($(BUILD),)
-qemu prepare check lint unit-tests demo soak bench:
+qemu prepare check lint unit-tests demo soak bench check-series:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -51,6 +52,10 @@ unit-tests:
 
 lint: prepare
 	@$(PYTHON) scripts/run-checks.py --only lint
+
+# Every prefix of the series builds (slow; not part of make check)
+check-series: prepare
+	@scripts/check-series.sh $(TOP) $(BUILD)
 
 check: qemu unit-tests
 	@$(PYTHON) scripts/run-checks.py

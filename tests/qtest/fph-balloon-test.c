@@ -9,41 +9,22 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/bswap.h"
 #include "libqtest.h"
 #include "qapi/qmp/qdict.h"
-#include "libqos/libqos-pc.h"
-#include "libqos/malloc-pc.h"
-#include "libqos/pci-pc.h"
-#include "libqos/virtio.h"
-#include "libqos/virtio-pci.h"
+#include "libqos/fph-driver.h"
 #include "migration-helpers.h"
 #include "standard-headers/linux/virtio_balloon.h"
-#include "standard-headers/linux/virtio_config.h"
 #include "hw/virtio/free-page-bitmap.h"
 
-#define FPB_FEATURE         16
-#define FPB_QUEUE_INDEX     4       /* inflate, deflate, stats, hint, ours */
 #define PAGE                4096ULL
 #define MiB                 (1ULL << 20)
 #define TIMEOUT_US          (30 * 1000 * 1000)
-#define BALLOON_PATH        "/machine/peripheral/balloon/virtio-backend"
 
 /* Guest data: 16 MiB at 128 MiB, far above what the allocator hands out. */
 #define DATA_START          (128 * MiB)
 #define DATA_PAGES          4096
 /* The guest reports the first half of it free. */
 #define FREE_PAGES          2048
-
-typedef struct Guest {
-    QTestState *qts;
-    QGuestAllocator alloc;
-    QPCIBus *bus;
-    QVirtioPCIDevice *dev;
-    QVirtQueue *vq;             /* the free page bitmap queue */
-    QVirtQueue *hint_vq;        /* stock free page hint queue */
-    uint64_t slot;
-} Guest;
 
 static uint64_t data_value(uint64_t page, uint64_t generation)
 {
@@ -58,124 +39,8 @@ static uint64_t data_addr(uint64_t page)
 static QTestState *start_qemu(const char *extra)
 {
     return qtest_initf("-M q35 -m 256M "
-                       "-device virtio-balloon-pci,id=balloon,addr=04.0,"
+                       "-device virtio-balloon-pci,id=balloon,"
                        "free-page-hint=on %s", extra);
-}
-
-static uint64_t counter(QTestState *qts, const char *name)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
-                           "{ 'path': %s, 'property': %s } }",
-                           BALLOON_PATH, name);
-    uint64_t value;
-
-    g_assert(qdict_haskey(rsp, "return"));
-    value = qdict_get_int(rsp, "return");
-    qobject_unref(rsp);
-    return value;
-}
-
-/*
- * Probe the balloon and negotiate, acting as a qemu-fph guest driver, or
- * as a stock driver when @want_bitmap is false.
- */
-static void guest_init(Guest *g, QTestState *qts, bool want_bitmap)
-{
-    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
-    uint64_t features;
-
-    g->qts = qts;
-    pc_alloc_init(&g->alloc, qts, ALLOC_NO_FLAGS);
-    g->bus = qpci_new_pc(qts, &g->alloc);
-    g->dev = virtio_pci_new(g->bus, &addr);
-    g_assert(g->dev);
-    qvirtio_pci_device_enable(g->dev);
-    qvirtio_start_device(&g->dev->vdev);
-
-    features = qvirtio_get_features(&g->dev->vdev);
-    g_assert(features & (1ULL << FPB_FEATURE));
-    features &= (1ULL << VIRTIO_F_VERSION_1) |
-                (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
-                (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
-                (want_bitmap ? 1ULL << FPB_FEATURE : 0);
-    qvirtio_set_features(&g->dev->vdev, features);
-    g->hint_vq = qvirtqueue_setup(&g->dev->vdev, &g->alloc, 3);
-    g->vq = want_bitmap ? qvirtqueue_setup(&g->dev->vdev, &g->alloc,
-                                          FPB_QUEUE_INDEX) : NULL;
-    qvirtio_set_driver_ok(&g->dev->vdev);
-}
-
-/* The guest now runs in @qts, after a migration: same memory, new QEMU. */
-static void guest_moved_to(Guest *g, QTestState *qts)
-{
-    QPCIAddress addr = { .devfn = QPCI_DEVFN(4, 0) };
-
-    g->qts = qts;
-    g->bus = qpci_new_pc(qts, &g->alloc);
-    g->dev = virtio_pci_new(g->bus, &addr);
-    g_assert(g->dev);
-    qvirtio_pci_device_enable(g->dev);
-}
-
-static void guest_post_slot(Guest *g)
-{
-    uint32_t head;
-
-    g->slot = guest_alloc(&g->alloc, FPB_REQ_SIZE);
-    qtest_memset(g->qts, g->slot, 0, FPB_REQ_SIZE);
-    head = qvirtqueue_add(g->qts, g->vq, g->slot, FPB_REQ_SIZE, true, false);
-    qvirtqueue_kick(g->qts, &g->dev->vdev, g->vq, head);
-    g->slot |= (uint64_t)head << 48;    /* remember the descriptor */
-}
-
-/* Wait for the device to answer the posted slot; returns the command id. */
-static uint32_t guest_wait_request(Guest *g)
-{
-    uint64_t addr = g->slot & ((1ULL << 48) - 1);
-    uint32_t head = g->slot >> 48;
-    uint32_t len = 0;
-
-    qvirtio_wait_used_elem(g->qts, &g->dev->vdev, g->vq, head, &len,
-                           TIMEOUT_US);
-    g_assert_cmpuint(len, ==, FPB_REQ_SIZE);
-    g_assert_cmpuint(qtest_readl(g->qts, addr + 4), ==, 0);
-    return qtest_readl(g->qts, addr);
-}
-
-/* Send one chunk (raw bytes) and wait until the device consumed it. */
-static void guest_send(Guest *g, const void *buf, size_t len)
-{
-    uint64_t addr = guest_alloc(&g->alloc, len);
-    uint32_t head;
-
-    qtest_memwrite(g->qts, addr, buf, len);
-    head = qvirtqueue_add(g->qts, g->vq, addr, len, false, false);
-    qvirtqueue_kick(g->qts, &g->dev->vdev, g->vq, head);
-    qvirtio_wait_used_elem(g->qts, &g->dev->vdev, g->vq, head, NULL,
-                           TIMEOUT_US);
-    guest_free(&g->alloc, addr);
-}
-
-/* A chunk marking @nr_free pages from @first_free (relative) as free. */
-static uint8_t *make_chunk(size_t *len, uint32_t cmd_id, uint32_t flags,
-                           uint64_t first_pfn, uint32_t page_size,
-                           uint32_t nr_bits, uint32_t first_free,
-                           uint32_t nr_free)
-{
-    uint8_t *buf;
-    uint32_t i;
-
-    *len = FPB_CHUNK_HEADER_SIZE + nr_bits / 8;
-    buf = g_malloc0(*len);
-    stl_le_p(buf, cmd_id);
-    stl_le_p(buf + 4, flags);
-    stq_le_p(buf + 8, first_pfn);
-    stl_le_p(buf + 16, page_size);
-    stl_le_p(buf + 20, nr_bits);
-    for (i = first_free; i < first_free + nr_free; i++) {
-        buf[FPB_CHUNK_HEADER_SIZE + i / 8] |= 1 << (i % 8);
-    }
-    return buf;
 }
 
 /* A member of query-migrate's free-page-hints, which must be present. */
@@ -201,13 +66,6 @@ static void fill_data(QTestState *qts, uint64_t generation)
     }
 }
 
-static void set_bandwidth(QTestState *qts, uint64_t bytes_per_second)
-{
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
-                             "'arguments': { 'max-bandwidth': %" PRIu64
-                             " } }", bytes_per_second);
-}
-
 /*
  * Start a migration throttled so that the bulk stage is still far below
  * the data when the guest answers.
@@ -224,13 +82,13 @@ static void start_migration(QTestState *src, QTestState *dst)
 
 static void start_slow_migration(QTestState *src, QTestState *dst)
 {
-    set_bandwidth(src, 64 * 1024);
+    fph_set_max_bandwidth(src, 64 * 1024);
     start_migration(src, dst);
 }
 
 static void finish_migration(QTestState *src, QTestState *dst)
 {
-    set_bandwidth(src, 1ULL << 30);
+    fph_set_max_bandwidth(src, 1ULL << 30);
     wait_for_migration_complete(src);
     qtest_qmp_eventwait(dst, "RESUME");
 }
@@ -273,14 +131,10 @@ static void set_capabilities(const MigrateCase *c, QTestState *src,
 }
 
 /* Report the first FREE_PAGES data pages free for @cmd_id. */
-static void report_first_half_free(Guest *g, uint32_t cmd_id)
+static void report_first_half_free(FphDriver *g, uint32_t cmd_id)
 {
-    size_t len;
-    g_autofree uint8_t *chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST,
-                                           DATA_START / PAGE, PAGE,
-                                           DATA_PAGES, 0, FREE_PAGES);
-
-    guest_send(g, chunk, len);
+    fph_driver_report(g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, DATA_PAGES, 0,
+                      FREE_PAGES);
 }
 
 /* Every 16th reported page is reused by the guest after the report. */
@@ -333,11 +187,11 @@ static void check_unchanged(QTestState *dst)
 }
 
 /* A qemu-fph guest with its data written and a request buffer posted. */
-static void start_guest(Guest *g, QTestState *qts)
+static void start_guest(FphDriver *g, QTestState *qts)
 {
-    guest_init(g, qts, true);
+    fph_driver_init(g, qts, true);
     fill_data(qts, 1);
-    guest_post_slot(g);
+    fph_driver_post_slot(g);
 }
 
 /* Every data page on the destination has its first data, but rewritten
@@ -364,26 +218,26 @@ static void test_skip_free_keep_later_writes(const void *opaque)
     const MigrateCase *c = opaque;
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
 
     start_guest(&g, src);
     set_capabilities(c, src, dst);
     start_slow_migration(src, dst);
 
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
     g_assert_cmpuint(cmd_id, !=, 0);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 1);
 
     report_first_half_free(&g, cmd_id);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-answered"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==,
                      FREE_PAGES);
 
     reuse_some_reported_pages(src);
     finish_migration(src, dst);
     check_destination(dst);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 0);
     g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
     g_assert_cmpuint(migrate_stat(src, "answered"), ==, 1);
     g_assert_cmpuint(migrate_stat(src, "bitmap-bytes"), ==, DATA_PAGES / 8);
@@ -400,26 +254,22 @@ static void test_repeat(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
-    size_t len;
-    g_autofree uint8_t *chunk = NULL;
 
     start_guest(&g, src);
     set_capability(src, "pause-before-switchover");
     start_slow_migration(src, dst);
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
     /* The first answer reports nothing free: every page goes out. */
-    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, DATA_START / PAGE,
-                       PAGE, 64, 0, 0);
-    guest_send(&g, chunk, len);
-    guest_post_slot(&g);
-    set_bandwidth(src, 1ULL << 30);
+    fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 0);
+    fph_driver_post_slot(&g);
+    fph_set_max_bandwidth(src, 1ULL << 30);
     wait_for_migration_status(src, "pre-switchover", NULL);
 
     /* The sync before switching over asked again, with the new buffer. */
     g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
-    g_assert_cmpuint(guest_wait_request(&g), ==, cmd_id + 1);
+    g_assert_cmpuint(fph_driver_wait_request(&g), ==, cmd_id + 1);
     report_first_half_free(&g, cmd_id + 1);
     reuse_some_reported_pages(src);
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate-continue',"
@@ -437,7 +287,7 @@ static void test_no_repeat(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
 
     start_guest(&g, src);
@@ -445,10 +295,10 @@ static void test_no_repeat(void)
                              "'arguments': { 'free-page-hint-repeat': false"
                              " } }");
     start_slow_migration(src, dst);
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
     report_first_half_free(&g, cmd_id);
     reuse_some_reported_pages(src);
-    guest_post_slot(&g);
+    fph_driver_post_slot(&g);
     finish_migration(src, dst);
     check_destination(dst);
     g_assert_cmpuint(migrate_stat(src, "requests"), ==, 1);
@@ -466,7 +316,7 @@ static void test_wait_for_first_bitmap(void)
     QTestState *dst = start_qemu("-incoming defer");
     g_autofree char *params = NULL;
     g_autofree char *info = NULL;
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
 
     start_guest(&g, src);
@@ -477,7 +327,7 @@ static void test_wait_for_first_bitmap(void)
     g_assert(strstr(params, "free-page-hint-wait: 30000 ms"));
     g_assert(strstr(params, "free-page-hint-repeat: on"));
     start_migration(src, dst);
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
     report_first_half_free(&g, cmd_id);
     reuse_some_reported_pages(src);
     wait_for_migration_complete(src);
@@ -502,18 +352,13 @@ static void test_slot_survives_migration(void)
     QTestState *dst2 = start_qemu("-incoming defer");
     g_autofree char *uri2 = g_strdup_printf("unix:%s/fph-balloon-%d-2.sock",
                                             g_get_tmp_dir(), getpid());
-    Guest g;
-    uint8_t *chunk;
-    size_t len;
+    FphDriver g;
     uint32_t cmd_id;
 
     start_guest(&g, src);
     /* A chunk nobody asked for, taken and given back after the slot. */
-    chunk = make_chunk(&len, 77, FPB_CHUNK_F_LAST, DATA_START / PAGE, PAGE,
-                       64, 0, 64);
-    guest_send(&g, chunk, len);
-    g_free(chunk);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 1);
+    fph_driver_report(&g, 77, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 64);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 1);
 
     /* Postcopy possible: no request, the device keeps holding the slot. */
     set_capability(src, "postcopy-ram");
@@ -523,22 +368,22 @@ static void test_slot_survives_migration(void)
     qtest_qmp_eventwait(dst, "RESUME");
 
     /* Now the destination migrates on: it answers the slot it holds. */
-    guest_moved_to(&g, dst);
+    fph_driver_moved_to(&g, dst);
     qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-set-capabilities',"
                              "'arguments': { 'capabilities': [ { "
                              "'capability': 'postcopy-ram', 'state': false"
                              " } ] } }");
-    set_bandwidth(dst, 64 * 1024);
+    fph_set_max_bandwidth(dst, 64 * 1024);
     qtest_qmp_assert_success(dst2, "{ 'execute': 'migrate-incoming',"
                              "'arguments': { 'uri': %s } }", uri2);
     migrate_qmp(dst, uri2, "{}");
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
     g_assert_cmpuint(cmd_id, ==, 1);
     report_first_half_free(&g, cmd_id);
     reuse_some_reported_pages(dst);
     finish_migration(dst, dst2);
     check_destination(dst2);
-    g_assert_cmpuint(counter(dst, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(dst, "free-page-bitmap-bad-input"), ==, 0);
     qtest_quit(dst2);
     qtest_quit(dst);
     qtest_quit(src);
@@ -552,7 +397,7 @@ static void test_hints_off_reset(void)
 
     qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
     qtest_qmp_eventwait(qts, "RESET");
-    g_assert_cmpuint(counter(qts, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(qts, "free-page-bitmap-requests"), ==, 0);
     qtest_quit(qts);
 }
 
@@ -580,12 +425,12 @@ static void test_cancel_then_again(void)
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
     QTestState *dst2;
-    Guest g;
+    FphDriver g;
     uint32_t first, second;
 
     start_guest(&g, src);
     start_slow_migration(src, dst);
-    first = guest_wait_request(&g);
+    first = fph_driver_wait_request(&g);
 
     qtest_qmp_assert_success(src, "{ 'execute': 'migrate_cancel' }");
     wait_for_migration_status(src, "cancelled", NULL);
@@ -593,16 +438,16 @@ static void test_cancel_then_again(void)
     qtest_quit(dst);
 
     report_first_half_free(&g, first);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
 
     dst2 = start_qemu("-incoming defer");
-    guest_post_slot(&g);
+    fph_driver_post_slot(&g);
     start_slow_migration(src, dst2);
-    second = guest_wait_request(&g);
+    second = fph_driver_wait_request(&g);
     g_assert_cmpuint(second, ==, first + 1);
     report_first_half_free(&g, second);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==,
                      FREE_PAGES);
     reuse_some_reported_pages(src);
     finish_migration(src, dst2);
@@ -616,20 +461,19 @@ static void test_reset_in_the_middle(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
 
     start_guest(&g, src);
     start_slow_migration(src, dst);
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
 
     /* The driver resets the device and sets it up again. */
-    qvirtio_reset(&g.dev->vdev);
-    guest_init(&g, src, true);
+    fph_driver_init(&g, src, true);
     report_first_half_free(&g, cmd_id);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 0);
 
     finish_migration(src, dst);
     check_unchanged(dst);
@@ -642,7 +486,7 @@ static void test_postcopy_no_hints(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
 
     start_guest(&g, src);
     set_capability(src, "postcopy-ram");
@@ -650,7 +494,7 @@ static void test_postcopy_no_hints(void)
     start_migration(src, dst);
     wait_for_migration_complete(src);
     qtest_qmp_eventwait(dst, "RESUME");
-    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -665,7 +509,7 @@ static void test_bad_input(void)
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
     uint64_t first_pfn = DATA_START / PAGE;
-    Guest g;
+    FphDriver g;
     uint32_t cmd_id;
     uint8_t *chunk;
     size_t len;
@@ -673,67 +517,54 @@ static void test_bad_input(void)
 
     start_guest(&g, src);
     start_slow_migration(src, dst);
-    cmd_id = guest_wait_request(&g);
+    cmd_id = fph_driver_wait_request(&g);
 
     /* Shorter than a header. */
-    chunk = make_chunk(&len, cmd_id, 0, first_pfn, PAGE, 64, 0, 64);
-    guest_send(&g, chunk, 10);
+    chunk = fph_chunk_new(&len, cmd_id, 0, first_pfn, 64, 0, 64);
+    fph_driver_send(&g, chunk, 10);
     expected_bad++;
     /* Unknown flag, bad page size, bitmap length not matching. */
-    stl_le_p(chunk + 4, 1 << 7);
-    guest_send(&g, chunk, len);
+    fpb_build_chunk_header(chunk, cmd_id, 1 << 7, first_pfn, PAGE, 64);
+    fph_driver_send(&g, chunk, len);
     expected_bad++;
-    stl_le_p(chunk + 4, 0);
-    stl_le_p(chunk + 16, 1000);
-    guest_send(&g, chunk, len);
+    fpb_build_chunk_header(chunk, cmd_id, 0, first_pfn, 1000, 64);
+    fph_driver_send(&g, chunk, len);
     expected_bad++;
-    stl_le_p(chunk + 16, PAGE);
-    guest_send(&g, chunk, len - 1);
+    fpb_build_chunk_header(chunk, cmd_id, 0, first_pfn, PAGE, 64);
+    fph_driver_send(&g, chunk, len - 1);
     expected_bad++;
     /* nr_bits not a multiple of 64, and a range wrapping around 2^64. */
-    stl_le_p(chunk + 20, 63);
-    guest_send(&g, chunk, len);
+    fpb_build_chunk_header(chunk, cmd_id, 0, first_pfn, PAGE, 63);
+    fph_driver_send(&g, chunk, len);
     expected_bad++;
-    stl_le_p(chunk + 20, 64);
-    stq_le_p(chunk + 8, UINT64_MAX - 8);
-    guest_send(&g, chunk, len);
+    fpb_build_chunk_header(chunk, cmd_id, 0, UINT64_MAX - 8, PAGE, 64);
+    fph_driver_send(&g, chunk, len);
     expected_bad++;
     /* A command id never issued. */
-    stq_le_p(chunk + 8, first_pfn);
-    stl_le_p(chunk, cmd_id + 1000);
-    guest_send(&g, chunk, len);
+    fpb_build_chunk_header(chunk, cmd_id + 1000, 0, first_pfn, PAGE, 64);
+    fph_driver_send(&g, chunk, len);
     expected_bad++;
     g_free(chunk);
 
     /* Free bits beyond the end of RAM (256 MiB): the whole chunk is out. */
-    chunk = make_chunk(&len, cmd_id, 0, first_pfn, PAGE, 65536, 0, 65536);
-    guest_send(&g, chunk, len);
+    fph_driver_report(&g, cmd_id, 0, DATA_START, 65536, 0, 65536);
     expected_bad++;
-    g_free(chunk);
     /* In the PCI hole below 4 GiB. */
-    chunk = make_chunk(&len, cmd_id, 0, 0xe0000000ULL / PAGE, PAGE, 64, 0,
-                       1);
-    guest_send(&g, chunk, len);
+    fph_driver_report(&g, cmd_id, 0, 0xe0000000ULL, 64, 0, 1);
     expected_bad++;
-    g_free(chunk);
 
-    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==,
                      expected_bad);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
 
     /* An empty last chunk ends the answer; one more chunk is refused. */
-    chunk = make_chunk(&len, cmd_id, FPB_CHUNK_F_LAST, first_pfn, PAGE, 64,
-                       0, 0);
-    guest_send(&g, chunk, len);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-answered"), ==, 1);
-    stl_le_p(chunk + 4, 0);
-    memset(chunk + FPB_CHUNK_HEADER_SIZE, 0xff, 8);
-    guest_send(&g, chunk, len);
+    fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-answered"), ==, 1);
+    fph_driver_report(&g, cmd_id, 0, DATA_START, 64, 0, 64);
     expected_bad++;
-    g_free(chunk);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-bad-input"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==,
                      expected_bad);
-    g_assert_cmpuint(counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
 
     finish_migration(src, dst);
     check_unchanged(dst);
@@ -746,14 +577,14 @@ static void test_not_negotiated(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    Guest g;
+    FphDriver g;
 
-    guest_init(&g, src, false);
+    fph_driver_init(&g, src, false);
     fill_data(src, 1);
     start_migration(src, dst);
     wait_for_migration_complete(src);
     qtest_qmp_eventwait(dst, "RESUME");
-    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -770,10 +601,10 @@ static void test_stock_hints_without_iothread(void)
     uint64_t block = 4 * MiB, page;
     uint32_t cmd_id = 0, head, id_le;
     uint64_t id_addr;
-    Guest g;
+    FphDriver g;
     gint64 deadline;
 
-    guest_init(&g, src, false);
+    fph_driver_init(&g, src, false);
     fill_data(src, 1);
     start_slow_migration(src, dst);
 
@@ -804,7 +635,7 @@ static void test_stock_hints_without_iothread(void)
         g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
                         page < block / PAGE ? 0 : data_value(page, 1));
     }
-    g_assert_cmpuint(counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
     qtest_quit(dst);
     qtest_quit(src);
 }

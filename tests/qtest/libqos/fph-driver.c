@@ -1,0 +1,204 @@
+/*
+ * libqos: the guest driver side of qemu-fph's free page bitmap.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/qmp/qdict.h"
+#include "libqos/fph-driver.h"
+#include "libqos/malloc-pc.h"
+#include "libqos/pci-pc.h"
+#include "standard-headers/linux/virtio_balloon.h"
+#include "standard-headers/linux/virtio_config.h"
+#include "standard-headers/linux/virtio_ids.h"
+#include "hw/pci/pci.h"
+#include "hw/virtio/free-page-bitmap.h"
+
+#define FPH_PAGE            4096
+#define FPH_TIMEOUT_US      (30 * 1000 * 1000)
+/* Modern-only virtio PCI device ids are 0x1040 plus the virtio id */
+#define PCI_DEVICE_ID_VIRTIO_BALLOON_MODERN (0x1040 + VIRTIO_ID_BALLOON)
+
+static void found_balloon(QPCIDevice *dev, int devfn, void *opaque)
+{
+    *(int *)opaque = devfn;
+    g_free(dev);
+}
+
+/* The balloon's function, transitional or modern, wherever it sits. */
+static int find_balloon(QPCIBus *bus)
+{
+    int devfn = -1;
+
+    qpci_device_foreach(bus, PCI_VENDOR_ID_REDHAT_QUMRANET,
+                        PCI_DEVICE_ID_VIRTIO_BALLOON, found_balloon, &devfn);
+    if (devfn < 0) {
+        qpci_device_foreach(bus, PCI_VENDOR_ID_REDHAT_QUMRANET,
+                            PCI_DEVICE_ID_VIRTIO_BALLOON_MODERN,
+                            found_balloon, &devfn);
+    }
+    g_assert_cmpint(devfn, >=, 0);
+    return devfn;
+}
+
+static void attach(FphDriver *d, QTestState *qts)
+{
+    QPCIAddress addr;
+
+    d->qts = qts;
+    d->bus = qpci_new_pc(qts, &d->alloc);
+    d->devfn = find_balloon(d->bus);
+    addr = (QPCIAddress) { .devfn = d->devfn };
+    d->dev = virtio_pci_new(d->bus, &addr);
+    g_assert(d->dev);
+    qvirtio_pci_device_enable(d->dev);
+}
+
+/*
+ * Queue indices follow the negotiated features: inflate, deflate, then
+ * stats, free page hint and free page reporting when negotiated, then
+ * the free page bitmap.
+ */
+static uint16_t queue_index(uint64_t features, unsigned int feature)
+{
+    static const unsigned int optional[] = {
+        VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_BALLOON_F_FREE_PAGE_HINT,
+        VIRTIO_BALLOON_F_REPORTING, FPH_FEATURE_BITMAP,
+    };
+    uint16_t index = 2;
+    size_t i;
+
+    for (i = 0; optional[i] != feature; i++) {
+        index += !!(features & (1ULL << optional[i]));
+    }
+    return index;
+}
+
+void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
+{
+    uint64_t offered, wanted;
+
+    memset(d, 0, sizeof(*d));
+    pc_alloc_init(&d->alloc, qts, ALLOC_NO_FLAGS);
+    attach(d, qts);
+    qvirtio_start_device(&d->dev->vdev);
+    fph_driver_reset(d);
+    offered = qvirtio_get_features(&d->dev->vdev);
+    g_assert(offered & (1ULL << FPH_FEATURE_BITMAP));
+    wanted = (1ULL << VIRTIO_F_VERSION_1) |
+             (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
+             (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
+             (bitmap ? 1ULL << FPH_FEATURE_BITMAP : 0);
+    d->features = offered & wanted;
+    qvirtio_set_features(&d->dev->vdev, d->features);
+    d->hint_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc,
+                                  queue_index(d->features,
+                                              VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+    d->vq = bitmap ? qvirtqueue_setup(&d->dev->vdev, &d->alloc,
+                                      queue_index(d->features,
+                                                  FPH_FEATURE_BITMAP))
+                   : NULL;
+    qvirtio_set_driver_ok(&d->dev->vdev);
+}
+
+void fph_driver_reset(FphDriver *d)
+{
+    qvirtio_reset(&d->dev->vdev);
+    qvirtio_set_acknowledge(&d->dev->vdev);
+    qvirtio_set_driver(&d->dev->vdev);
+}
+
+void fph_driver_moved_to(FphDriver *d, QTestState *qts)
+{
+    attach(d, qts);
+}
+
+void fph_driver_post_slot(FphDriver *d)
+{
+    d->slot = guest_alloc(&d->alloc, FPB_REQ_SIZE);
+    qtest_memset(d->qts, d->slot, 0, FPB_REQ_SIZE);
+    d->slot_head = qvirtqueue_add(d->qts, d->vq, d->slot, FPB_REQ_SIZE,
+                                  true, false);
+    qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, d->slot_head);
+}
+
+uint32_t fph_driver_wait_request(FphDriver *d)
+{
+    uint8_t req[FPB_REQ_SIZE];
+    uint32_t len = 0, cmd_id, flags;
+
+    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, d->slot_head,
+                           &len, FPH_TIMEOUT_US);
+    g_assert_cmpuint(len, ==, FPB_REQ_SIZE);
+    qtest_memread(d->qts, d->slot, req, sizeof(req));
+    fpb_parse_request(req, &cmd_id, &flags);
+    g_assert_cmpuint(flags, ==, 0);
+    return cmd_id;
+}
+
+void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
+{
+    uint64_t addr = guest_alloc(&d->alloc, len);
+    uint32_t head;
+
+    qtest_memwrite(d->qts, addr, chunk, len);
+    head = qvirtqueue_add(d->qts, d->vq, addr, len, false, false);
+    qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, head);
+    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, head, NULL,
+                           FPH_TIMEOUT_US);
+    guest_free(&d->alloc, addr);
+}
+
+uint8_t *fph_chunk_new(size_t *len, uint32_t cmd_id, uint32_t flags,
+                       uint64_t first_pfn, uint32_t nr_bits,
+                       uint32_t first_free, uint32_t nr_free)
+{
+    uint8_t *buf;
+    uint32_t i;
+
+    *len = FPB_CHUNK_HEADER_SIZE + nr_bits / 8;
+    buf = g_malloc0(*len);
+    fpb_build_chunk_header(buf, cmd_id, flags, first_pfn, FPH_PAGE,
+                           nr_bits);
+    for (i = first_free; i < first_free + nr_free; i++) {
+        fpb_chunk_set_bit(buf, i);
+    }
+    return buf;
+}
+
+void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
+                       uint64_t gpa, uint32_t nr_pages,
+                       uint32_t first_free, uint32_t nr_free)
+{
+    size_t len;
+    g_autofree uint8_t *chunk = fph_chunk_new(&len, cmd_id, flags,
+                                              gpa / FPH_PAGE, nr_pages,
+                                              first_free, nr_free);
+
+    fph_driver_send(d, chunk, len);
+}
+
+uint64_t fph_balloon_counter(QTestState *qts, const char *name)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': %s, 'property': %s } }",
+                           "/machine/peripheral/balloon/virtio-backend",
+                           name);
+    uint64_t value;
+
+    g_assert(qdict_haskey(rsp, "return"));
+    value = qdict_get_int(rsp, "return");
+    qobject_unref(rsp);
+    return value;
+}
+
+void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'max-bandwidth': %" PRIu64
+                             " } }", bytes_per_second);
+}

@@ -1,0 +1,76 @@
+/*
+ * libqos: the guest driver side of qemu-fph's free page bitmap, for
+ * qtests that act as the guest.  Finds the balloon on the PCI bus,
+ * negotiates, sets up the queues at the indices the negotiated features
+ * give, posts the request buffer and sends chunks encoded by the same
+ * code the unit tests use.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef LIBQOS_FPH_DRIVER_H
+#define LIBQOS_FPH_DRIVER_H
+
+#include "libqtest.h"
+#include "libqos/libqos-malloc.h"
+#include "libqos/pci.h"
+#include "libqos/virtio.h"
+#include "libqos/virtio-pci.h"
+
+#define FPH_FEATURE_BITMAP  16
+
+typedef struct FphDriver {
+    QTestState *qts;
+    QGuestAllocator alloc;
+    QPCIBus *bus;
+    int devfn;
+    QVirtioPCIDevice *dev;
+    uint64_t features;          /* negotiated */
+    QVirtQueue *vq;             /* the free page bitmap queue, or NULL */
+    QVirtQueue *hint_vq;        /* the stock free page hint queue */
+    uint64_t slot;              /* guest address of the posted buffer */
+    uint32_t slot_head;
+} FphDriver;
+
+/*
+ * Probe the balloon and negotiate, as a qemu-fph driver when @bitmap is
+ * true, as a stock driver with free page hinting otherwise.
+ */
+void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap);
+/* The guest now runs in @qts, after a migration: same memory, new QEMU. */
+void fph_driver_moved_to(FphDriver *d, QTestState *qts);
+/* Reset the device, as a driver that reloads would. */
+void fph_driver_reset(FphDriver *d);
+
+/* Post the request buffer; wait for the device to answer it. */
+void fph_driver_post_slot(FphDriver *d);
+uint32_t fph_driver_wait_request(FphDriver *d);
+
+/* Send a chunk of @len bytes and wait until the device consumed it. */
+void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
+
+/*
+ * A chunk of @nr_bits pages of 4 KiB from @first_pfn, with pages
+ * [@first_free, @first_free + @nr_free) (relative) marked free.
+ */
+uint8_t *fph_chunk_new(size_t *len, uint32_t cmd_id, uint32_t flags,
+                       uint64_t first_pfn, uint32_t nr_bits,
+                       uint32_t first_free, uint32_t nr_free);
+
+/*
+ * Report pages [@gpa + @first_free pages, + @nr_free pages) free for
+ * @cmd_id, in one chunk of @nr_pages pages from @gpa.
+ */
+void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
+                       uint64_t gpa, uint32_t nr_pages,
+                       uint32_t first_free, uint32_t nr_free);
+
+/* A counter of the balloon with id "balloon" (QOM property @name) */
+uint64_t fph_balloon_counter(QTestState *qts, const char *name);
+/* Migration's max-bandwidth, to keep the bulk stage below test data */
+void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second);
+
+#endif
