@@ -549,8 +549,10 @@ static void test_bad_input(void)
     /* Free bits beyond the end of RAM (256 MiB): the whole chunk is out. */
     fph_driver_report(&g, cmd_id, 0, DATA_START, 65536, 0, 65536);
     expected_bad++;
-    /* In the PCI hole below 4 GiB. */
+    /* In the PCI hole below 4 GiB, and the BIOS ROM at its top. */
     fph_driver_report(&g, cmd_id, 0, 0xe0000000ULL, 64, 0, 1);
+    expected_bad++;
+    fph_driver_report(&g, cmd_id, 0, 0xfffc0000ULL, 64, 63, 1);
     expected_bad++;
 
     g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==,

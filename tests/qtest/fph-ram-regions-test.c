@@ -3,7 +3,8 @@
  * hotplugged DIMM, memfd and -machine memory-backend=), with the test as
  * the guest's driver, across a real migration.  Pages reported free are
  * not sent; pages written after the report arrive, page by page; a
- * report spanning two RAM blocks is split, not refused.
+ * report spanning two RAM blocks is split, not refused; RAM that does not
+ * migrate (x-ignore-shared) is guest RAM but never skipped.
  *
  * Copyright (c) 2026 The qemu-fph authors
  *
@@ -228,6 +229,79 @@ static void test_hints_in_region(const void *opaque)
     qtest_quit(src);
 }
 
+static void set_capability(QTestState *qts, const char *cap)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
+                             "'arguments': { 'capabilities': "
+                             "[ { 'capability': %s, 'state': true } ] } }",
+                             cap);
+}
+
+/*
+ * With x-ignore-shared, node 1 lives in a shared file that both sides
+ * map and is not migrated: reports there are fine (guest RAM) but clear
+ * nothing, and the destination sees the source's data there, reported
+ * free or not.  Node 0 migrates as usual.
+ */
+static void test_ignore_shared(void)
+{
+    g_autofree char *file = g_strdup_printf("%s/fph-regions-shm-%d",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-object memory-backend-ram,id=m0,size=128M "
+        "-object memory-backend-file,id=m1,size=128M,mem-path=%s,share=on "
+        "-numa node,nodeid=0,memdev=m0 -numa node,nodeid=1,memdev=m1",
+        file);
+    RegionCase c = { .name = "ignore-shared", .ram_args = args };
+    const uint64_t migrating[] = { 64 * MiB }, shared[] = { 192 * MiB };
+    g_autofree char *uri = g_strdup_printf("unix:%s/fph-regions-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    QTestState *src = start_qemu(&c, false);
+    QTestState *dst = start_qemu(&c, true);
+    FphDriver g;
+    uint32_t cmd_id;
+    size_t page;
+
+    set_capability(src, "x-ignore-shared");
+    set_capability(dst, "x-ignore-shared");
+    fph_driver_init(&g, src, true);
+    fill_areas(src, migrating, 1);
+    fill_areas(src, shared, 1);
+    fph_driver_post_slot(&g);
+
+    fph_set_max_bandwidth(src, 64 * 1024);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", uri);
+    migrate_qmp(src, uri, "{}");
+    cmd_id = fph_driver_wait_request(&g);
+    fph_driver_report(&g, cmd_id, 0, shared[0], AREA_PAGES, FREE_FIRST,
+                      FREE_PAGES);
+    fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, migrating[0],
+                      AREA_PAGES, FREE_FIRST, FREE_PAGES);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+                     ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-pages-skipped"),
+                     ==, FREE_PAGES);
+
+    reuse_some_reported_pages(src, migrating, 1);
+    reuse_some_reported_pages(src, shared, 1);
+    fph_set_max_bandwidth(src, 1ULL << 30);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+    check_areas(dst, migrating, 1);
+    for (page = 0; page < AREA_PAGES; page++) {
+        uint64_t addr = shared[0] + page * PAGE;
+
+        g_assert_cmphex(qtest_readq(dst, addr), ==,
+                        data_value(addr, is_reused(page) ? 2 : 1));
+    }
+
+    qtest_quit(dst);
+    qtest_quit(src);
+    unlink(file);
+}
+
 int main(int argc, char **argv)
 {
     size_t i;
@@ -239,5 +313,6 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(path, &region_cases[i], test_hints_in_region);
     }
+    qtest_add_func("/fph-ram-regions/ignore-shared", test_ignore_shared);
     return g_test_run();
 }
