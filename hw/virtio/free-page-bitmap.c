@@ -28,6 +28,7 @@ static const char *const fpb_error_names[FPB_ERR__MAX] = {
     [FPB_ERR_UNKNOWN_ID] = "command id never issued",
     [FPB_ERR_AFTER_LAST] = "chunk after the last one",
     [FPB_ERR_SLOT] = "request buffer too small",
+    [FPB_ERR_SLOT_NOT_RAM] = "request buffer not in guest RAM",
     [FPB_ERR_DIRECTION] = "buffer both readable and writable",
 };
 
@@ -152,5 +153,23 @@ bool fpb_for_each_free_run(const FpbChunk *chunk, FpbRunFunc *fn,
         }
         start = find_next(chunk, end, true);
     }
+    return true;
+}
+
+bool fpb_free_span(const FpbChunk *chunk, uint64_t *gpa, uint64_t *len)
+{
+    uint32_t first = find_next(chunk, 0, true);
+    uint32_t word = chunk->nr_bits / 64;
+    uint32_t end;
+
+    if (first == chunk->nr_bits) {
+        return false;
+    }
+    while (!bitmap_word(chunk, word - 1)) {
+        word--;
+    }
+    end = (word - 1) * 64 + 64 - clz64(bitmap_word(chunk, word - 1));
+    *gpa = (chunk->first_pfn + first) * chunk->page_size;
+    *len = (uint64_t)(end - first) * chunk->page_size;
     return true;
 }

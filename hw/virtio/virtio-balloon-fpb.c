@@ -16,7 +16,9 @@
 #include "qemu/osdep.h"
 #include "qemu/iov.h"
 #include "qemu/error-report.h"
+#include "qemu/main-loop.h"
 #include "qom/object.h"
+#include "exec/cpu-common.h"
 #include "exec/target_page.h"
 #include "sysemu/runstate.h"
 #include "hw/virtio/virtio.h"
@@ -76,6 +78,7 @@ static void fpb_drop_slot(VirtIOBalloonFpb *fpb)
 /* Answer the held slot with a request for migration's current round. */
 static void fpb_issue(VirtIOBalloonFpb *fpb)
 {
+    VirtQueueElement *slot = fpb->slot;
     uint8_t req[FPB_REQ_SIZE];
 
     fpb->cmd_id++;
@@ -83,11 +86,15 @@ static void fpb_issue(VirtIOBalloonFpb *fpb)
         fpb->cmd_id = 1;        /* 0 is never a command id */
     }
     fpb->issued++;
-    fpb_build_request(req, fpb->cmd_id, 0);
-    iov_from_buf(fpb->slot->in_sg, fpb->slot->in_num, 0, req, sizeof(req));
-    fpb_return_buffer(fpb, fpb->slot, sizeof(req));
-    fpb->slot = NULL;
     fpb->state = FPB_REQUESTED;
+    /*
+     * Let go of it before giving it back: if that reset the device, the
+     * reset must not free it a second time.
+     */
+    fpb->slot = NULL;
+    fpb_build_request(req, fpb->cmd_id, 0);
+    iov_from_buf(slot->in_sg, slot->in_num, 0, req, sizeof(req));
+    fpb_return_buffer(fpb, slot, sizeof(req));
     virtio_notify(VIRTIO_DEVICE(fpb_balloon(fpb)), fpb->vq);
     trace_virtio_balloon_fpb_request(fpb->cmd_id, fpb->round);
 }
@@ -133,10 +140,36 @@ static const FreePageHintSourceOps fpb_hint_ops = {
     .request = fpb_request,
 };
 
+/*
+ * The request is written when the device gives the slot back, maybe much
+ * later.  A slot outside guest RAM (MMIO, ROM) is mapped through a bounce
+ * buffer, and giving it back would write to the device behind it, even to
+ * this device's own registers: refuse it.  Given back with nothing
+ * written, it writes nothing.
+ */
+static bool fpb_slot_in_guest_ram(VirtQueueElement *elem)
+{
+    ram_addr_t offset;
+    unsigned int i;
+
+    for (i = 0; i < elem->in_num; i++) {
+        if (!qemu_ram_block_from_host(elem->in_sg[i].iov_base, false,
+                                      &offset)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void fpb_take_slot(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
 {
     if (iov_size(elem->in_sg, elem->in_num) < FPB_REQ_SIZE) {
         fpb_bad_input(fpb, FPB_ERR_SLOT, 0);
+        fpb_return_buffer(fpb, elem, 0);
+        return;
+    }
+    if (!fpb_slot_in_guest_ram(elem)) {
+        fpb_bad_input(fpb, FPB_ERR_SLOT_NOT_RAM, 0);
         fpb_return_buffer(fpb, elem, 0);
         return;
     }
@@ -164,15 +197,37 @@ static bool fpb_id_was_issued(VirtIOBalloonFpb *fpb, uint32_t id)
 
 static bool fpb_check_run(uint64_t gpa, uint64_t len, void *opaque)
 {
-    uint64_t *free_bytes = opaque;
-
-    *free_bytes += len;
     return free_page_hint_is_guest_ram(gpa, len);
 }
 
+/*
+ * Every set bit must be guest RAM.  A driver sends a window of one zone
+ * at a time, so checking the span from the first to the last set bit
+ * usually settles it at once; only a span with a hole is checked run by
+ * run (clear bits may describe holes).
+ */
+static bool fpb_chunk_in_guest_ram(const FpbChunk *chunk)
+{
+    uint64_t gpa, len;
+
+    if (!fpb_free_span(chunk, &gpa, &len) ||
+        free_page_hint_is_guest_ram(gpa, len)) {
+        return true;
+    }
+    return fpb_for_each_free_run(chunk, fpb_check_run, NULL);
+}
+
+typedef struct FpbSkip {
+    FreePageHintSource *hint;
+    uint64_t free_bytes;
+} FpbSkip;
+
 static bool fpb_skip_run(uint64_t gpa, uint64_t len, void *opaque)
 {
-    free_page_hint_skip(opaque, gpa, len);
+    FpbSkip *skip = opaque;
+
+    free_page_hint_skip(skip->hint, gpa, len);
+    skip->free_bytes += len;
     return true;
 }
 
@@ -183,26 +238,28 @@ static bool fpb_skip_run(uint64_t gpa, uint64_t len, void *opaque)
  */
 static void fpb_apply_chunk(VirtIOBalloonFpb *fpb, const FpbChunk *chunk)
 {
-    uint64_t free_bytes = 0;
+    FpbSkip skip = { .hint = &fpb->hint };
 
     if (!free_page_hint_begin(&fpb->hint, fpb->round)) {
         return;                 /* the round ended: counted as stale */
     }
-    if (!fpb_for_each_free_run(chunk, fpb_check_run, &free_bytes)) {
+    if (!fpb_chunk_in_guest_ram(chunk)) {
         free_page_hint_end(&fpb->hint);
         fpb_bad_input(fpb, FPB_ERR_OUTSIDE_RAM, chunk->cmd_id);
         return;
     }
-    fpb_for_each_free_run(chunk, fpb_skip_run, &fpb->hint);
+    fpb_for_each_free_run(chunk, fpb_skip_run, &skip);
     free_page_hint_end(&fpb->hint);
     trace_virtio_balloon_fpb_chunk(chunk->cmd_id, chunk->first_pfn,
-                                   chunk->nr_bits, free_bytes);
+                                   chunk->nr_bits, skip.free_bytes);
     if (chunk->flags & FPB_CHUNK_F_LAST) {
         fpb_complete(fpb);
     }
 }
 
-static void fpb_handle_chunk(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
+/* Returns how many bitmap bits it looked at. */
+static uint32_t fpb_handle_chunk(VirtIOBalloonFpb *fpb,
+                                 VirtQueueElement *elem)
 {
     size_t len = iov_size(elem->out_sg, elem->out_num);
     g_autofree uint8_t *buf = NULL;
@@ -212,19 +269,19 @@ static void fpb_handle_chunk(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
     fpb->hint.counters.chunks++;
     if (len > FPB_CHUNK_HEADER_SIZE + FPB_MAX_CHUNK_BITS / 8) {
         fpb_bad_input(fpb, FPB_ERR_NR_BITS, 0);
-        return;
+        return 0;
     }
     buf = g_malloc(len);
     iov_to_buf(elem->out_sg, elem->out_num, 0, buf, len);
     err = fpb_parse_chunk(buf, len, qemu_target_page_size(), &chunk);
     if (err != FPB_OK) {
         fpb_bad_input(fpb, err, len >= 4 ? ldl_le_p(buf) : 0);
-        return;
+        return 0;
     }
     fpb->hint.counters.bitmap_bytes += chunk.nr_bits / 8;
     if (!fpb_id_was_issued(fpb, chunk.cmd_id)) {
         fpb_bad_input(fpb, FPB_ERR_UNKNOWN_ID, chunk.cmd_id);
-        return;
+        return 0;
     }
 
     switch (chunk.cmd_id == fpb->cmd_id ? fpb->state : FPB_IDLE) {
@@ -243,23 +300,38 @@ static void fpb_handle_chunk(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
         trace_virtio_balloon_fpb_stale(chunk.cmd_id, fpb->cmd_id);
         break;
     }
+    return chunk.nr_bits;
 }
+
+/*
+ * Bitmap bits looked at in one turn of the main loop, with the BQL held:
+ * a full chunk of one-page runs takes about 50 ms here.  A guest that
+ * keeps the queue full then shares the main loop (monitor,
+ * migrate_cancel) instead of holding it.
+ */
+#define FPB_BITS_PER_TURN FPB_MAX_CHUNK_BITS
 
 static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIOBalloonFpb *fpb = &VIRTIO_BALLOON(vdev)->fpb;
     VirtQueueElement *elem;
+    uint64_t bits = 0;
 
-    while ((elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+    while (bits < FPB_BITS_PER_TURN &&
+           (elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
+        bits += 64;             /* even an empty message costs something */
         if (elem->out_num && elem->in_num) {
             fpb_bad_input(fpb, FPB_ERR_DIRECTION, 0);
         } else if (elem->in_num) {
             fpb_take_slot(fpb, elem);
             continue;
         } else {
-            fpb_handle_chunk(fpb, elem);
+            bits += fpb_handle_chunk(fpb, elem);
         }
         fpb_return_buffer(fpb, elem, 0);
+    }
+    if (bits >= FPB_BITS_PER_TURN) {
+        qemu_bh_schedule(fpb->next_turn);
     }
     virtio_notify(vdev, vq);
 }
@@ -269,6 +341,11 @@ static void fpb_drain(VirtIOBalloon *s)
     if (s->fpb.vq && virtio_queue_ready(s->fpb.vq)) {
         fpb_handle_queue(VIRTIO_DEVICE(s), s->fpb.vq);
     }
+}
+
+static void fpb_next_turn(void *opaque)
+{
+    fpb_drain(opaque);
 }
 
 static void fpb_vm_state_change(void *opaque, bool running, RunState state)
@@ -288,6 +365,8 @@ void virtio_balloon_fpb_realize(VirtIOBalloon *s)
     fpb->vq = virtio_add_queue(VIRTIO_DEVICE(s), FPB_QUEUE_SIZE,
                                fpb_handle_queue);
     fpb->vm_state = qemu_add_vm_change_state_handler(fpb_vm_state_change, s);
+    fpb->next_turn = qemu_bh_new_guarded(fpb_next_turn, s,
+                                         &DEVICE(s)->mem_reentrancy_guard);
     free_page_hint_add_source(&fpb->hint, &fpb_hint_ops);
 }
 
@@ -300,6 +379,7 @@ void virtio_balloon_fpb_unrealize(VirtIOBalloon *s)
     }
     free_page_hint_remove_source(&fpb->hint);
     qemu_del_vm_change_state_handler(fpb->vm_state);
+    qemu_bh_delete(fpb->next_turn);
     fpb_drop_slot(fpb);
     virtio_delete_queue(fpb->vq);
     fpb->vq = NULL;

@@ -280,14 +280,43 @@ static void test_runs_max_chunk_all_free(void **state)
     free(buf);
 }
 
+static void test_free_span(void **state)
+{
+    static const uint32_t set[] = { 3, 64, 130 };
+    FpbChunk chunk;
+    size_t len;
+    uint64_t gpa, span;
+    uint8_t *buf = make_chunk(&len, 1, 0, 100, PAGE, 256, set, 3);
+
+    assert_int_equal(fpb_parse_chunk(buf, len, PAGE, &chunk), FPB_OK);
+    assert_true(fpb_free_span(&chunk, &gpa, &span));
+    assert_int_equal(gpa, 103 * PAGE);
+    assert_int_equal(span, 128 * PAGE);
+    free(buf);
+
+    buf = make_chunk(&len, 1, 0, 0, PAGE, 128, NULL, 0);
+    assert_int_equal(fpb_parse_chunk(buf, len, PAGE, &chunk), FPB_OK);
+    assert_false(fpb_free_span(&chunk, &gpa, &span));
+    /* The very last bit of the bitmap */
+    fpb_chunk_set_bit(buf, 127);
+    assert_true(fpb_free_span(&chunk, &gpa, &span));
+    assert_int_equal(gpa, 127 * PAGE);
+    assert_int_equal(span, PAGE);
+    free(buf);
+}
+
 static void test_build_request(void **state)
 {
+    uint32_t cmd_id, flags;
     uint8_t buf[FPB_REQ_SIZE];
 
     fpb_build_request(buf, 0x01020304, FPB_REQ_F_DROP_CACHE);
     assert_int_equal(buf[0], 0x04);
     assert_int_equal(buf[3], 0x01);
     assert_int_equal(ldl_le_p(buf + 4), FPB_REQ_F_DROP_CACHE);
+    fpb_parse_request(buf, &cmd_id, &flags);
+    assert_int_equal(cmd_id, 0x01020304);
+    assert_int_equal(flags, FPB_REQ_F_DROP_CACHE);
 }
 
 static void test_error_strings(void **state)
@@ -316,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_runs_stop),
         cmocka_unit_test(test_runs_huge_page_size),
         cmocka_unit_test(test_runs_max_chunk_all_free),
+        cmocka_unit_test(test_free_span),
         cmocka_unit_test(test_build_request),
         cmocka_unit_test(test_error_strings),
     };

@@ -14,6 +14,7 @@
 #include "libqos/fph-driver.h"
 #include "migration-helpers.h"
 #include "standard-headers/linux/virtio_balloon.h"
+#include "standard-headers/linux/virtio_config.h"
 #include "hw/virtio/free-page-bitmap.h"
 
 #define PAGE                4096ULL
@@ -574,6 +575,121 @@ static void test_bad_input(void)
     qtest_quit(src);
 }
 
+/*
+ * A request buffer in MMIO (here the device's own common configuration,
+ * where the request's flags would land on the status register) is
+ * refused: giving it back with a request written would write to the
+ * device behind it.  The device stays set up and hints still work with a
+ * buffer in RAM.
+ */
+static void test_slot_in_mmio(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    FphDriver g;
+    uint32_t cmd_id;
+
+    fph_driver_init(&g, src, true);
+    fill_data(src, 1);
+    fph_driver_post_slot_at(&g, fph_driver_common_cfg(&g) + 16);
+    g_assert_cmpuint(fph_driver_wait_slot(&g), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+                     ==, 1);
+    g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
+
+    fph_driver_post_slot(&g);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
+    g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+                     ==, 1);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * The device looks at one full chunk's bits per turn of the main loop and
+ * goes on in the next turn: a queue full of the largest chunks is all
+ * consumed and applied, but never in one stretch with the BQL held.  The
+ * chunks describe 32 GiB, clear bits over the holes and what the guest
+ * does not have.
+ */
+static void test_queue_of_largest_chunks(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    const unsigned int n = 3;
+    g_autofree uint8_t *chunk = NULL;
+    size_t len;
+    FphDriver g;
+    uint32_t cmd_id;
+
+    start_guest(&g, src);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    chunk = fph_chunk_new(&len, cmd_id, 0, 0, FPB_MAX_CHUNK_BITS,
+                          DATA_START / PAGE, FREE_PAGES);
+    fph_driver_send_queued(&g, chunk, len, n);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+                     n);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bytes"), ==,
+                     n * FPB_MAX_CHUNK_BITS / 8);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+                     ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-pages-skipped"),
+                     ==, FREE_PAGES);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * A guest that never answers holds the first pass for free-page-hint-wait
+ * at most, and migrate_cancel does not wait for it: here the wait is a
+ * minute, and the cancel must land well before.
+ */
+static void test_cancel_during_wait(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    FphDriver g;
+    gint64 cancelled_by;
+    QDict *rsp;
+
+    start_guest(&g, src);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-wait': 60000 }"
+                             " }");
+    start_migration(src, dst);
+    fph_driver_wait_request(&g);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate_cancel' }");
+    cancelled_by = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+    for (;;) {
+        const char *status;
+        bool cancelled;
+
+        rsp = migrate_query(src);
+        status = qdict_get_str(rsp, "status");
+        cancelled = !strcmp(status, "cancelled");
+        qobject_unref(rsp);
+        if (cancelled) {
+            break;
+        }
+        g_assert(g_get_monotonic_time() < cancelled_by);
+        g_usleep(10 * 1000);
+    }
+    qtest_set_expected_status(dst, EXIT_FAILURE);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* A driver that does not negotiate the bitmap sees the stock device. */
 static void test_not_negotiated(void)
 {
@@ -674,6 +790,11 @@ int main(int argc, char **argv)
     qtest_add_func("/fph-balloon/migrate/slot-survives-migration",
                    test_slot_survives_migration);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
+    qtest_add_func("/fph-balloon/hostile/slot-in-mmio", test_slot_in_mmio);
+    qtest_add_func("/fph-balloon/hostile/cancel-during-wait",
+                   test_cancel_during_wait);
+    qtest_add_func("/fph-balloon/hostile/queue-of-largest-chunks",
+                   test_queue_of_largest_chunks);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);
     return g_test_run();

@@ -63,6 +63,7 @@ typedef enum FpbError {
     FPB_ERR_UNKNOWN_ID,     /* a command id never issued */
     FPB_ERR_AFTER_LAST,     /* a chunk after the last one of its answer */
     FPB_ERR_SLOT,           /* a request buffer too small */
+    FPB_ERR_SLOT_NOT_RAM,   /* a request buffer outside guest RAM */
     FPB_ERR_DIRECTION,      /* a buffer both readable and writable */
     FPB_ERR__MAX
 } FpbError;
@@ -88,6 +89,12 @@ typedef bool FpbRunFunc(uint64_t gpa, uint64_t len, void *opaque);
  */
 bool fpb_for_each_free_run(const FpbChunk *chunk, FpbRunFunc *fn,
                            void *opaque);
+
+/*
+ * The guest physical range from the first to the end of the last set bit
+ * of a parsed chunk; false if no bit is set.
+ */
+bool fpb_free_span(const FpbChunk *chunk, uint64_t *gpa, uint64_t *len);
 
 /* Fill a request message into @buf (FPB_REQ_SIZE bytes), or read one */
 void fpb_build_request(void *buf, uint32_t cmd_id, uint32_t flags);

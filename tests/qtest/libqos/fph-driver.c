@@ -119,21 +119,35 @@ void fph_driver_moved_to(FphDriver *d, QTestState *qts)
 
 void fph_driver_post_slot(FphDriver *d)
 {
-    d->slot = guest_alloc(&d->alloc, FPB_REQ_SIZE);
-    qtest_memset(d->qts, d->slot, 0, FPB_REQ_SIZE);
+    uint64_t gpa = guest_alloc(&d->alloc, FPB_REQ_SIZE);
+
+    qtest_memset(d->qts, gpa, 0, FPB_REQ_SIZE);
+    fph_driver_post_slot_at(d, gpa);
+}
+
+void fph_driver_post_slot_at(FphDriver *d, uint64_t gpa)
+{
+    d->slot = gpa;
     d->slot_head = qvirtqueue_add(d->qts, d->vq, d->slot, FPB_REQ_SIZE,
                                   true, false);
     qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, d->slot_head);
 }
 
-uint32_t fph_driver_wait_request(FphDriver *d)
+uint32_t fph_driver_wait_slot(FphDriver *d)
 {
-    uint8_t req[FPB_REQ_SIZE];
-    uint32_t len = 0, cmd_id, flags;
+    uint32_t len = 0;
 
     qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, d->slot_head,
                            &len, FPH_TIMEOUT_US);
-    g_assert_cmpuint(len, ==, FPB_REQ_SIZE);
+    return len;
+}
+
+uint32_t fph_driver_wait_request(FphDriver *d)
+{
+    uint8_t req[FPB_REQ_SIZE];
+    uint32_t cmd_id, flags;
+
+    g_assert_cmpuint(fph_driver_wait_slot(d), ==, FPB_REQ_SIZE);
     qtest_memread(d->qts, d->slot, req, sizeof(req));
     fpb_parse_request(req, &cmd_id, &flags);
     g_assert_cmpuint(flags, ==, 0);
@@ -151,6 +165,44 @@ void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
     qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, head, NULL,
                            FPH_TIMEOUT_US);
     guest_free(&d->alloc, addr);
+}
+
+void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
+                            unsigned int n)
+{
+    QVirtioDevice *vdev = &d->dev->vdev;
+    g_autofree uint64_t *addr = g_new(uint64_t, n);
+    g_autofree uint32_t *head = g_new(uint32_t, n);
+    /* The avail ring: flags, idx, ring[] (x86: little endian, as qtest) */
+    uint16_t idx = qtest_readw(d->qts, d->vq->avail + 2);
+    unsigned int i;
+
+    for (i = 0; i < n; i++) {
+        addr[i] = guest_alloc(&d->alloc, len);
+        qtest_memwrite(d->qts, addr[i], chunk, len);
+        head[i] = qvirtqueue_add(d->qts, d->vq, addr[i], len, false, false);
+        qtest_writew(d->qts, d->vq->avail + 4 + 2 * ((idx + i) % d->vq->size),
+                     head[i]);
+    }
+    /* Publish them all, then notify once. */
+    qtest_writew(d->qts, d->vq->avail + 2, idx + n);
+    vdev->bus->virtqueue_kick(vdev, d->vq);
+    /*
+     * One interrupt may stand for several of them: read the used ring,
+     * not the interrupt status as qvirtio_wait_used_elem() does.
+     */
+    for (i = 0; i < n; i++) {
+        gint64 deadline = g_get_monotonic_time() + FPH_TIMEOUT_US;
+        uint32_t got;
+
+        while (!qvirtqueue_get_buf(d->qts, d->vq, &got, NULL)) {
+            g_assert(g_get_monotonic_time() < deadline);
+            qtest_clock_step(d->qts, 100);
+        }
+        g_assert_cmpuint(got, ==, head[i]);
+        guest_free(&d->alloc, addr[i]);
+    }
+    d->dev->vdev.bus->get_queue_isr_status(&d->dev->vdev, d->vq);
 }
 
 uint8_t *fph_chunk_new(size_t *len, uint32_t cmd_id, uint32_t flags,
@@ -201,4 +253,14 @@ void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second)
     qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
                              "'arguments': { 'max-bandwidth': %" PRIu64
                              " } }", bytes_per_second);
+}
+
+uint64_t fph_driver_common_cfg(FphDriver *d)
+{
+    return d->dev->bar.addr + d->dev->common_cfg_offset;
+}
+
+uint8_t fph_driver_status(FphDriver *d)
+{
+    return d->dev->vdev.bus->get_status(&d->dev->vdev);
 }

@@ -45,12 +45,21 @@ void fph_driver_moved_to(FphDriver *d, QTestState *qts);
 /* Reset the device, as a driver that reloads would. */
 void fph_driver_reset(FphDriver *d);
 
-/* Post the request buffer; wait for the device to answer it. */
+/* Post the request buffer (in guest RAM, or at @gpa); wait for its use. */
 void fph_driver_post_slot(FphDriver *d);
+void fph_driver_post_slot_at(FphDriver *d, uint64_t gpa);
 uint32_t fph_driver_wait_request(FphDriver *d);
+/* Wait for the posted buffer to come back; returns the bytes written. */
+uint32_t fph_driver_wait_slot(FphDriver *d);
 
 /* Send a chunk of @len bytes and wait until the device consumed it. */
 void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
+/*
+ * Queue @n copies of a chunk with one notification, as a driver that
+ * fills the queue does, and wait until the device consumed them all.
+ */
+void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
+                            unsigned int n);
 
 /*
  * A chunk of @nr_bits pages of 4 KiB from @first_pfn, with pages
@@ -72,5 +81,10 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
 /* Migration's max-bandwidth, to keep the bulk stage below test data */
 void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second);
+
+/* Guest-physical address of the device's virtio common configuration */
+uint64_t fph_driver_common_cfg(FphDriver *d);
+/* The device status byte, as the driver reads it */
+uint8_t fph_driver_status(FphDriver *d);
 
 #endif

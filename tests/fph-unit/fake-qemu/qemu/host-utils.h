@@ -16,4 +16,9 @@ static inline int ctz64(uint64_t val)
     return val ? __builtin_ctzll(val) : 64;
 }
 
+static inline int clz64(uint64_t val)
+{
+    return val ? __builtin_clzll(val) : 64;
+}
+
 #endif
