@@ -56,7 +56,7 @@ def main():
     modes = args.modes.split(',')
     guestrun.build_guests({guestrun.MODES[m][0] for m in modes} |
                           {'stock', 'fph'})
-    accel, why = guestrun.pick_accel(args.out)
+    accel, why = guestrun.pick_accel()
     # Two guests run at once; leave the host a quarter of its memory.
     sizes = [int(s) for s in args.sizes.split(',')
              if 2 * int(s) <= host_mem_mib() * 3 // 4]
@@ -65,8 +65,7 @@ def main():
     runs, medians, baselines_all = [], [], {}
     for mem in sizes:
         baselines = guestrun.idle_baselines({'stock', 'fph'}, accel, mem,
-                                            args.bandwidth, args.out,
-                                            args.reps)
+                                            args.bandwidth, args.reps)
         baselines_all[mem] = baselines
         size_runs = []
         for sc in args.scenarios.split(','):
@@ -76,8 +75,7 @@ def main():
                     progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
                                                           rep + 1))
                     r = guestrun.try_migrate_run(kind, mode, sc, accel,
-                                                 mem, args.bandwidth,
-                                                 args.out)
+                                                 mem, args.bandwidth)
                     r['limit_mb'] = guestrun.limit_mb(baselines, r)
                     size_runs.append(r)
         runs += size_runs

@@ -43,14 +43,13 @@ def main():
     guestrun.build_guests(kinds)
 
     if args.accel == 'auto':
-        accel, why = guestrun.pick_accel(args.out)
+        accel, why = guestrun.pick_accel()
     else:
         accel, why = args.accel, 'asked for'
     mem = args.mem or (4096 if accel == 'kvm' else 1024)
     progress('accelerator: %s (%s); guest %d MiB' % (accel, why, mem))
 
-    baselines = guestrun.idle_baselines(kinds, accel, mem, args.bandwidth,
-                                        args.out)
+    baselines = guestrun.idle_baselines(kinds, accel, mem, args.bandwidth)
 
     rows = []
     for sc in scenarios:
@@ -58,7 +57,7 @@ def main():
             kind = guestrun.MODES[mode][0]
             progress('%s / %s (%s kernel)' % (sc, mode, kind))
             r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
-                                         args.bandwidth, args.out)
+                                         args.bandwidth)
             r['limit_mb'] = guestrun.limit_mb(baselines, r)
             rows.append(r)
             progress('   %.0f MB sent, %s ms, %s' %

@@ -10,17 +10,38 @@ Guest kinds (built by guest/*.sh into build/guest):
 
 import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
-
-from qmp import QEMU, QMPError, kvm_usable
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, 'build')
 GUEST_OUT = os.path.join(BUILD, 'guest')
 QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
+
+# QEMU processes, QMP and the console socket come from the base tree's
+# python/qemu (build/src/python, prepared by ./configure).
+sys.path.insert(0, os.path.join(BUILD, 'src', 'python'))
+try:
+    from qemu.machine import QEMUMachine
+    from qemu.machine.machine import AbnormalShutdown, QEMUMachineError
+    from qemu.qmp import ExecuteError, QMPError
+except ImportError as e:
+    sys.exit('%s: %s; run ./configure first' % (os.path.basename(
+        sys.argv[0]), e))
+
+
+class RunError(Exception):
+    """A guest or a migration that did not do what the run needs."""
+
+
+# What breaks one run (and makes it a failed row) but not the harness.
+RUN_ERRORS = (RunError, QMPError, QEMUMachineError, OSError, EOFError,
+              TimeoutError)
 
 BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
                      r'list_del corruption|general protection fault)')
@@ -75,20 +96,12 @@ def guest_files(kind):
 
 
 class Console:
-    """The guest's serial console through a UNIX socket chardev."""
+    """The guest's serial line through its machine's console socket (the
+    base's ConsoleSocket): a reader thread keeps all the guest printed, and
+    shell commands run with a marker that tells their end and status."""
 
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    def __init__(self, sock):
+        self.sock = sock
         self.text = ''
         self.lock = threading.Lock()
         self.closed = False
@@ -107,6 +120,9 @@ class Console:
                 return
             with self.lock:
                 self.text += data.decode(errors='replace')
+
+    def send(self, line):
+        self.sock.sendall(line.encode())
 
     def wait_for(self, pattern, timeout, start=0):
         deadline = time.monotonic() + timeout
@@ -128,8 +144,7 @@ class Console:
         with self.lock:
             start = len(self.text)
         # The marker is split so the echoed command line cannot match it.
-        line = '%s; echo "@@%s" "$?" "@@"\n' % (command, tag)
-        self.sock.sendall(line.encode())
+        self.send('%s; echo "@@%s" "$?" "@@"\n' % (command, tag))
         m = self.wait_for(r'@@%s (\d+) @@' % tag, timeout, start)
         if not m:
             raise TimeoutError('guest did not finish %r in %d s' %
@@ -140,65 +155,87 @@ class Console:
         out = out.split('\n', 1)[1] if '\n' in out else ''
         return int(m.group(1)), out.strip()
 
-    def close(self):
+
+class GuestVM:
+    """A guest kind in a QEMU (the base's QEMUMachine: QMP over a socket
+    pair, the console on a UNIX socket chardev as the first serial port),
+    its sockets and log in the run's own folder."""
+
+    def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
+                 rundir, incoming=False, smp=2, extra=()):
+        kernel, initrd = guest_files(kind)
+        args = ['-nodefaults', '-name', name + ',debug-threads=on',
+                '-accel', accel]
+        if accel == 'tcg':
+            args += ['-cpu', 'max']
+        args += ['-M', 'q35', '-m', '%dM' % mem_mib, '-smp', str(smp),
+                 '-kernel', kernel, '-initrd', initrd,
+                 '-append', 'console=ttyS0 quiet panic=-1 ' + cmdline,
+                 '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
+        args += list(extra)
+        if incoming:
+            args += ['-incoming', 'defer']
+        self.name = name
+        self.vm = QEMUMachine(QEMU_BIN, args, name=name, sock_dir=rundir,
+                              log_dir=rundir, qmp_timer=30)
+        self.vm.set_console()
+        self.vm.launch()
         try:
-            self.sock.close()
+            self.console = Console(self.vm.console_socket)
         except OSError:
+            self.close()
+            raise
+
+    def cmd(self, command, **arguments):
+        """A QMP command; its error names the machine and the command."""
+        try:
+            return self.vm.command(command, **arguments)
+        except ExecuteError as e:
+            raise RunError('%s: %s: %s' % (self.name, command, e)) from e
+
+    def close(self):
+        """quit, then kill after 10 s; closes the console first."""
+        try:
+            self.vm.shutdown(timeout=10)
+        except AbnormalShutdown:
             pass
 
 
-class GuestVM:
-    """A QEMU running a guest kind, with its QMP and its console."""
-
-    def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
-                 workdir, incoming=False, smp=2, extra=()):
-        kernel, initrd = guest_files(kind)
-        self.console_path = os.path.join(workdir, name + '.console')
-        if os.path.exists(self.console_path):
-            os.unlink(self.console_path)
-        args = ['-accel', accel, '-M', 'q35', '-m', '%dM' % mem_mib,
-                '-smp', str(smp),
-                '-kernel', kernel, '-initrd', initrd,
-                '-append', 'console=ttyS0 quiet panic=-1 ' + cmdline,
-                '-chardev', 'socket,id=con,path=%s,server=on,wait=off' %
-                self.console_path,
-                '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
-        args += list(extra)
-        if accel == 'tcg':
-            args[2:2] = ['-cpu', 'max']
-        if incoming:
-            args += ['-incoming', 'defer']
-        self.vm = QEMU(QEMU_BIN, args, name, workdir, serial='chardev:con')
-        self.console = Console(self.console_path)
-
-    def close(self):
-        self.console.close()
-        self.vm.close()
-
-
-def boot(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
+def boot(name, kind, accel, mem_mib, device_opts, cmdline, rundir,
          timeout=120, extra=()):
-    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
+    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, rundir,
                 extra=extra)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
-        raise QMPError('%s guest did not boot in %d s (%s):\n%s' %
+        raise RunError('%s guest did not boot in %d s (%s):\n%s' %
                        (kind, timeout, accel, text))
     time.sleep(0.5)
     return g
 
 
-def pick_accel(workdir, kind='stock'):
+def kvm_usable():
+    """/dev/kvm opens: the module is loaded and we may use it."""
+    try:
+        fd = os.open('/dev/kvm', os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def pick_accel(kind='stock'):
     """KVM when it really boots our guest here, TCG otherwise."""
     if not kvm_usable():
         return 'tcg', '/dev/kvm is not usable'
+    rundir = tempfile.mkdtemp(prefix='fph-kvm-probe-')
     try:
-        g = boot('kvm-probe', kind, 'kvm', 512, 'free-page-hint=off', '',
-                 workdir, timeout=30)
-    except (QMPError, OSError):
+        boot('kvm-probe', kind, 'kvm', 512, 'free-page-hint=off', '',
+             rundir, timeout=30).close()
+    except RUN_ERRORS:
         return 'tcg', 'KVM did not boot the guest within 30 s'
-    g.close()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
     return 'kvm', 'KVM boots the guest'
 
 
@@ -225,38 +262,39 @@ def scenario_commands(scenario, mem_mib):
     return hold, live, prep, during
 
 
-def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
+def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
                 timeout=900, wait_ms=0):
-    """One migration; returns a result dict."""
+    """One migration, its machines' sockets and logs in @rundir; returns a
+    result dict."""
     _, device_opts, cmdline, extra, mode_params = MODES[mode]
     hold, live, prep, during = scenario_commands(scenario, mem_mib)
     port = free_port()
-    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir,
+    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, rundir,
                extra=extra)
     dst = None
     try:
         dst = GuestVM('destination', kind, accel, mem_mib, device_opts,
-                      cmdline, workdir, incoming=True, extra=extra)
+                      cmdline, rundir, incoming=True, extra=extra)
         for c in prep:
             status, out = src.console.run(c, timeout=600)
             if status:
-                raise QMPError('guest command %r failed: %s' % (c, out))
+                raise RunError('guest command %r failed: %s' % (c, out))
         params = {'max-bandwidth': bandwidth_mib << 20,
                   'downtime-limit': 300}
         params.update(mode_params)
         if wait_ms:
             params['free-page-hint-wait'] = wait_ms
-        src.vm.cmd('migrate-set-parameters', **params)
-        dst.vm.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
+        src.cmd('migrate-set-parameters', **params)
+        dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
         start = time.monotonic()
-        src.vm.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
+        src.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
         for c in during:
-            src.console.sock.sendall((c + '\n').encode())
-        info = wait_migration(src.vm, start, timeout)
+            src.console.send(c + '\n')
+        info = wait_migration(src, start, timeout)
         elapsed = time.monotonic() - start
         src_log = src.console.text
         # On the destination: alive, data intact, no kernel complaints.
-        dst.console.sock.sendall(b'\n')
+        dst.console.send('\n')
         alive = True
         try:
             status, out = dst.console.run('echo alive', timeout=60)
@@ -308,12 +346,18 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
 
 
 def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
-                    workdir, **kwargs):
-    """migrate_run(), but a run that breaks is a failed row, not the end."""
+                    **kwargs):
+    """migrate_run() in a folder of its own, so that harnesses running at
+    once share no path; a run that breaks is a failed row, not the end, and
+    keeps its folder (the QEMU logs)."""
+    rundir = tempfile.mkdtemp(prefix='fph-run-')
     try:
-        return migrate_run(kind, mode, scenario, accel, mem_mib,
-                           bandwidth_mib, workdir, **kwargs)
-    except (QMPError, OSError, TimeoutError) as e:
+        r = migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
+                        rundir, **kwargs)
+        shutil.rmtree(rundir, ignore_errors=True)
+        return r
+    except RUN_ERRORS as e:
+        progress('   run failed; its QEMU logs are in ' + rundir)
         return {
             'kind': kind, 'mode': mode, 'scenario': scenario, 'accel': accel,
             'guest_mib': mem_mib, 'bandwidth_mib': bandwidth_mib,
@@ -326,7 +370,7 @@ def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
         }
 
 
-def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, workdir, reps=1):
+def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, reps=1):
     """What each guest kernel sends idle with hints off, less its live data:
     the base of the limit (median of @reps runs)."""
     baselines = {}
@@ -337,7 +381,7 @@ def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, workdir, reps=1):
         vals = []
         for _ in range(reps):
             r = try_migrate_run(kind, mode, 'idle', accel, mem_mib,
-                                bandwidth_mib, workdir)
+                                bandwidth_mib)
             vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
         baselines[kind] = sorted(vals)[len(vals) // 2]
     return baselines
@@ -358,10 +402,10 @@ def wait_migration(vm, start, timeout):
             break
         if time.monotonic() - start > timeout:
             vm.cmd('migrate_cancel')
-            raise QMPError('migration did not finish in %d s' % timeout)
+            raise RunError('migration did not finish in %d s' % timeout)
         time.sleep(0.1)
     if info['status'] != 'completed':
-        raise QMPError('migration %s: %s' % (info['status'],
+        raise RunError('migration %s: %s' % (info['status'],
                                              info.get('error-desc', '')))
     return info
 

@@ -39,7 +39,7 @@ def main():
     kind = guestrun.MODES[args.mode][0]
     os.makedirs(args.out, exist_ok=True)
     guestrun.build_guests({kind})
-    accel, why = guestrun.pick_accel(args.out)
+    accel, why = guestrun.pick_accel()
     progress('soak: %d runs, %s, %s kernel, %d MiB, %s (%s), %s' %
              (args.runs, args.mode, kind, args.mem, accel, why, args.qemu))
     scenarios = args.scenarios.split(',')
@@ -49,7 +49,7 @@ def main():
         sc = scenarios[i % len(scenarios)]
         start = time.monotonic()
         r = guestrun.try_migrate_run(kind, args.mode, sc, accel, args.mem,
-                                     args.bandwidth, args.out)
+                                     args.bandwidth)
         ok = guestrun.run_ok(r)
         why = report.describe_check(r)
         r['run'] = i + 1
