@@ -34,9 +34,9 @@ def guest_cost(rows):
     out = []
     for r in rows:
         m = re.search(r'(\d+) free pages, (\d+) chunks, (\d+) us, longest '
-                      r'zone lock (\d+) us', r.get('guest_bitmap_report') or '')
-        if m and r['mode'] == 'bitmap':
-            out.append((r['guest_mib'], r['scenario'], int(m.group(1)),
+                      r'zone lock (\d+) us', r.guest_bitmap_report or '')
+        if m and r.mode == 'bitmap':
+            out.append((r.guest_mib, r.scenario, int(m.group(1)),
                         int(m.group(2)), int(m.group(3)), int(m.group(4))))
     return out
 
@@ -54,7 +54,7 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     modes = args.modes.split(',')
-    guestrun.build_guests({guestrun.MODES[m][0] for m in modes} |
+    guestrun.build_guests({guestrun.MODES[m].kind for m in modes} |
                           {'stock', 'fph'})
     accel, why = guestrun.pick_accel()
     # Two guests run at once; leave the host a quarter of its memory.
@@ -71,12 +71,11 @@ def main():
         for sc in args.scenarios.split(','):
             for mode in modes:
                 for rep in range(args.reps):
-                    kind = guestrun.MODES[mode][0]
                     progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
                                                           rep + 1))
-                    r = guestrun.try_migrate_run(kind, mode, sc, accel,
-                                                 mem, args.bandwidth)
-                    r['limit_mb'] = guestrun.limit_mb(baselines, r)
+                    r = guestrun.try_migrate_run(guestrun.MODES[mode], sc,
+                                                 accel, mem, args.bandwidth)
+                    r.limit_mb = guestrun.limit_mb(baselines, r)
                     size_runs.append(r)
         runs += size_runs
         med = report.median_rows(size_runs)
@@ -102,7 +101,7 @@ def main():
         for mem in sizes:
             f.write('## %d MiB guest\n\n```\n%s\n```\n\n![](benchmark-%d.png)'
                     '\n\n' % (mem, report.format_table(
-                        [m for m in medians if m['guest_mib'] == mem]), mem))
+                        [m for m in medians if m.guest_mib == mem]), mem))
         cost = guest_cost(runs)
         if cost:
             f.write('## Guest cost of building the bitmap\n\n'
@@ -111,7 +110,7 @@ def main():
             for c in cost:
                 f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
     print(open(os.path.join(DOCS, 'benchmark.md')).read())
-    bad = [r for r in runs if not guestrun.run_ok(r)]
+    bad = [r for r in runs if not r.ok()]
     return 1 if bad else 0
 
 

@@ -39,7 +39,7 @@ def main():
     scenarios = args.scenarios.split(',')
     modes = args.modes.split(',')
     os.makedirs(args.out, exist_ok=True)
-    kinds = {guestrun.MODES[m][0] for m in modes} | {'stock'}
+    kinds = {guestrun.MODES[m].kind for m in modes} | {'stock'}
     guestrun.build_guests(kinds)
 
     if args.accel == 'auto':
@@ -54,14 +54,13 @@ def main():
     rows = []
     for sc in scenarios:
         for mode in modes:
-            kind = guestrun.MODES[mode][0]
-            progress('%s / %s (%s kernel)' % (sc, mode, kind))
-            r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
-                                         args.bandwidth)
-            r['limit_mb'] = guestrun.limit_mb(baselines, r)
+            m = guestrun.MODES[mode]
+            progress('%s / %s (%s kernel)' % (sc, mode, m.kind))
+            r = guestrun.try_migrate_run(m, sc, accel, mem, args.bandwidth)
+            r.limit_mb = guestrun.limit_mb(baselines, r)
             rows.append(r)
             progress('   %.0f MB sent, %s ms, %s' %
-                     (r['mb_sent'], r['total_ms'], report.describe_check(r)))
+                     (r.mb_sent, r.total_ms, r.check()))
 
     print()
     print('Guest: %d MiB, %s, 2 vCPUs; link: tcp loopback, max-bandwidth %d '
@@ -78,7 +77,7 @@ def main():
     except ImportError:
         print('(also in %s/results.json; no chart: python3-matplotlib is '
               'missing)' % args.out)
-    bad = [r for r in rows if not guestrun.run_ok(r)]
+    bad = [r for r in rows if not r.ok()]
     return 1 if bad else 0
 
 

@@ -9,7 +9,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun                                   # noqa: E402
-import report                                     # noqa: E402
 
 
 def main():
@@ -21,12 +20,11 @@ def main():
     print('1..%d' % len(cases), flush=True)
     failed = 0
     for i, sc in enumerate(cases, 1):
-        r = guestrun.try_migrate_run('fph', 'bitmap', sc, accel, 768, 10240,
-                                     timeout=600)
-        ok = guestrun.run_ok(r) and (r['free_pages_skipped'] or 0) > 0
+        r = guestrun.try_migrate_run(guestrun.MODES['bitmap'], sc, accel,
+                                     768, 10240, timeout=600)
+        ok = r.ok() and (r.free_pages_skipped or 0) > 0
         why = '%s, %.0f MB sent, %s free pages skipped (%s)' % (
-            report.describe_check(r), r['mb_sent'],
-            r['free_pages_skipped'], accel)
+            r.check(), r.mb_sent, r.free_pages_skipped, accel)
         failed += not ok
         print('%s %d e2e/bitmap/%s # %s' % ('ok' if ok else 'not ok', i, sc,
                                             why.replace('#', '')),

@@ -8,6 +8,7 @@ Guest kinds (built by guest/*.sh into build/guest):
   fph    linux-source-6.1 with qemu-fph's driver patches (bitmap, bit 16)
 """
 
+import dataclasses
 import os
 import re
 import shutil
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, 'build')
@@ -46,22 +49,88 @@ RUN_ERRORS = (RunError, QMPError, QEMUMachineError, OSError, EOFError,
 BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
                      r'list_del corruption|general protection fault)')
 
-# What each mode runs: guest kind, device options, kernel options, extra
-# QEMU options, and migration parameters.
-MODES = {
-    'off': ('stock', 'free-page-hint=off', '', [], {}),
-    'stock': ('stock', 'free-page-hint=on', '', [], {}),
-    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0', [], {}),
+
+@dataclass(frozen=True)
+class Mode:
+    """What a mode runs."""
+    name: str
+    kind: str                   # guest kind: stock or fph
+    device: str                 # virtio-balloon-pci options
+    cmdline: str = ''           # guest kernel options
+    extra: tuple = ()           # more QEMU options
+    params: dict = field(default_factory=dict)  # migrate-set-parameters
+
+
+MODES = {m.name: m for m in [
+    Mode('off', 'stock', 'free-page-hint=off'),
+    Mode('stock', 'stock', 'free-page-hint=on'),
+    Mode('stock-noinit', 'stock', 'free-page-hint=on', 'init_on_alloc=0'),
     # The first pass may wait up to 1 s for the guest's first bitmap; a
     # guest answers in milliseconds, the wait only covers a busy host.
-    'bitmap': ('fph', 'free-page-hint=on', '', [],
-               {'free-page-hint-wait': 1000}),
-    'bitmap-nowait': ('fph', 'free-page-hint=on', '', [], {}),
-    'fph-off': ('fph', 'free-page-hint=off', '', [], {}),
+    Mode('bitmap', 'fph', 'free-page-hint=on',
+         params={'free-page-hint-wait': 1000}),
+    Mode('bitmap-nowait', 'fph', 'free-page-hint=on'),
+    Mode('fph-off', 'fph', 'free-page-hint=off'),
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
-    'stock-iothread': ('stock', 'free-page-hint=on,iothread=io1', '',
-                       ['-object', 'iothread,id=io1'], {}),
-}
+    Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',
+         extra=('-object', 'iothread,id=io1')),
+]}
+
+
+@dataclass
+class RunResult:
+    """One migration: what QEMU measured and what the guest found.  The
+    fields are the keys of the JSON results (docs/benchmark.json)."""
+    kind: str
+    mode: str
+    scenario: str
+    accel: str
+    guest_mib: int
+    bandwidth_mib: int
+    total_ms: Optional[int] = None
+    downtime_ms: Optional[int] = None
+    mb_sent: float = 0
+    zero_pages: int = 0
+    free_pages_skipped: Optional[int] = None
+    hint_latency_us: Optional[int] = None
+    live_mib: int = 0
+    pages_checked: Optional[int] = None
+    pages_wrong: Optional[int] = None
+    guest_alive: bool = False
+    kernel_complaints: list = field(default_factory=list)
+    guest_bitmap_report: Optional[str] = None
+    # Left out of the JSON when None:
+    wall_s: Optional[float] = None      # a run that finished
+    limit_mb: Optional[float] = None    # demo and benchmark
+    error: Optional[str] = None         # a run that broke
+    run: Optional[int] = None           # soak: the run's number
+    repetitions: Optional[int] = None   # medians: of how many runs
+
+    OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions')
+
+    def ok(self):
+        """Every page checked right, the guest lives, its log is clean."""
+        return bool(self.guest_alive and self.pages_wrong == 0 and
+                    self.pages_checked and not self.kernel_complaints)
+
+    def check(self):
+        """The data check, in words."""
+        if self.error:
+            return 'FAIL: ' + self.error.splitlines()[0][:60]
+        if not self.guest_alive:
+            return 'FAIL: guest unresponsive'
+        if self.kernel_complaints:
+            return 'FAIL: ' + self.kernel_complaints[0][:40]
+        if self.pages_wrong is None:
+            return 'FAIL: no verify result'
+        if self.pages_wrong:
+            return 'FAIL: %d of %d pages wrong' % (self.pages_wrong,
+                                                    self.pages_checked)
+        return 'ok, %d pages' % self.pages_checked
+
+    def to_dict(self):
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if v is not None or k not in self.OPTIONAL}
 
 
 def progress(msg):
@@ -161,18 +230,18 @@ class GuestVM:
     pair, the console on a UNIX socket chardev as the first serial port),
     its sockets and log in the run's own folder."""
 
-    def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
-                 rundir, incoming=False, smp=2, extra=()):
-        kernel, initrd = guest_files(kind)
+    def __init__(self, name, mode, accel, mem_mib, rundir, incoming=False,
+                 smp=2):
+        kernel, initrd = guest_files(mode.kind)
         args = ['-nodefaults', '-name', name + ',debug-threads=on',
                 '-accel', accel]
         if accel == 'tcg':
             args += ['-cpu', 'max']
         args += ['-M', 'q35', '-m', '%dM' % mem_mib, '-smp', str(smp),
                  '-kernel', kernel, '-initrd', initrd,
-                 '-append', 'console=ttyS0 quiet panic=-1 ' + cmdline,
-                 '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
-        args += list(extra)
+                 '-append', 'console=ttyS0 quiet panic=-1 ' + mode.cmdline,
+                 '-device', 'virtio-balloon-pci,id=balloon,' + mode.device]
+        args += list(mode.extra)
         if incoming:
             args += ['-incoming', 'defer']
         self.name = name
@@ -201,15 +270,13 @@ class GuestVM:
             pass
 
 
-def boot(name, kind, accel, mem_mib, device_opts, cmdline, rundir,
-         timeout=120, extra=()):
-    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, rundir,
-                extra=extra)
+def boot(name, mode, accel, mem_mib, rundir, timeout=120):
+    g = GuestVM(name, mode, accel, mem_mib, rundir)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
         raise RunError('%s guest did not boot in %d s (%s):\n%s' %
-                       (kind, timeout, accel, text))
+                       (mode.kind, timeout, accel, text))
     time.sleep(0.5)
     return g
 
@@ -230,8 +297,8 @@ def pick_accel(kind='stock'):
         return 'tcg', '/dev/kvm is not usable'
     rundir = tempfile.mkdtemp(prefix='fph-kvm-probe-')
     try:
-        boot('kvm-probe', kind, 'kvm', 512, 'free-page-hint=off', '',
-             rundir, timeout=30).close()
+        boot('kvm-probe', Mode('kvm-probe', kind, 'free-page-hint=off'),
+             'kvm', 512, rundir, timeout=30).close()
     except RUN_ERRORS:
         return 'tcg', 'KVM did not boot the guest within 30 s'
     finally:
@@ -262,28 +329,23 @@ def scenario_commands(scenario, mem_mib):
     return hold, live, prep, during
 
 
-def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
-                timeout=900, wait_ms=0):
-    """One migration, its machines' sockets and logs in @rundir; returns a
-    result dict."""
-    _, device_opts, cmdline, extra, mode_params = MODES[mode]
+def migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
+                timeout=900):
+    """One migration, its machines' sockets and logs in @rundir."""
     hold, live, prep, during = scenario_commands(scenario, mem_mib)
     port = free_port()
-    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, rundir,
-               extra=extra)
+    src = boot('source', mode, accel, mem_mib, rundir)
     dst = None
     try:
-        dst = GuestVM('destination', kind, accel, mem_mib, device_opts,
-                      cmdline, rundir, incoming=True, extra=extra)
+        dst = GuestVM('destination', mode, accel, mem_mib, rundir,
+                      incoming=True)
         for c in prep:
             status, out = src.console.run(c, timeout=600)
             if status:
                 raise RunError('guest command %r failed: %s' % (c, out))
         params = {'max-bandwidth': bandwidth_mib << 20,
                   'downtime-limit': 300}
-        params.update(mode_params)
-        if wait_ms:
-            params['free-page-hint-wait'] = wait_ms
+        params.update(mode.params)
         src.cmd('migrate-set-parameters', **params)
         dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
         start = time.monotonic()
@@ -322,52 +384,39 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
         hints = info.get('free-page-hints', {})
         fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
                               src_log + '\n' + dmesg_text)
-        return {
-            'kind': kind, 'mode': mode, 'scenario': scenario,
-            'accel': accel, 'guest_mib': mem_mib,
-            'bandwidth_mib': bandwidth_mib,
-            'total_ms': info.get('total-time'),
-            'downtime_ms': info.get('downtime'),
-            'mb_sent': round(ram.get('transferred', 0) / 1e6, 1),
-            'zero_pages': ram.get('duplicate', 0),
-            'free_pages_skipped': hints.get('skipped-pages'),
-            'hint_latency_us': hints.get('latency'),
-            'live_mib': live,
-            'pages_checked': checked, 'pages_wrong': wrong,
-            'guest_alive': alive,
-            'kernel_complaints': sorted(set(console_bad + dmesg_bad))[:10],
-            'guest_bitmap_report': fpb_line[-1] if fpb_line else None,
-            'wall_s': round(elapsed, 1),
-        }
+        return RunResult(
+            mode.kind, mode.name, scenario, accel, mem_mib, bandwidth_mib,
+            total_ms=info.get('total-time'),
+            downtime_ms=info.get('downtime'),
+            mb_sent=round(ram.get('transferred', 0) / 1e6, 1),
+            zero_pages=ram.get('duplicate', 0),
+            free_pages_skipped=hints.get('skipped-pages'),
+            hint_latency_us=hints.get('latency'),
+            live_mib=live, pages_checked=checked, pages_wrong=wrong,
+            guest_alive=alive,
+            kernel_complaints=sorted(set(console_bad + dmesg_bad))[:10],
+            guest_bitmap_report=fpb_line[-1] if fpb_line else None,
+            wall_s=round(elapsed, 1))
     finally:
         src.close()
         if dst:
             dst.close()
 
 
-def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
-                    **kwargs):
+def try_migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, **kwargs):
     """migrate_run() in a folder of its own, so that harnesses running at
     once share no path; a run that breaks is a failed row, not the end, and
     keeps its folder (the QEMU logs)."""
     rundir = tempfile.mkdtemp(prefix='fph-run-')
     try:
-        r = migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
+        r = migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib,
                         rundir, **kwargs)
         shutil.rmtree(rundir, ignore_errors=True)
         return r
     except RUN_ERRORS as e:
         progress('   run failed; its QEMU logs are in ' + rundir)
-        return {
-            'kind': kind, 'mode': mode, 'scenario': scenario, 'accel': accel,
-            'guest_mib': mem_mib, 'bandwidth_mib': bandwidth_mib,
-            'total_ms': None, 'downtime_ms': None, 'mb_sent': 0,
-            'zero_pages': 0, 'free_pages_skipped': None,
-            'hint_latency_us': None, 'live_mib': 0, 'pages_checked': None,
-            'pages_wrong': None, 'guest_alive': False,
-            'kernel_complaints': [], 'guest_bitmap_report': None,
-            'error': str(e)[:300],
-        }
+        return RunResult(mode.kind, mode.name, scenario, accel, mem_mib,
+                         bandwidth_mib, error=str(e)[:300])
 
 
 def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, reps=1):
@@ -380,19 +429,19 @@ def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, reps=1):
         progress('baseline: %s kernel idle, hints off' % kind)
         vals = []
         for _ in range(reps):
-            r = try_migrate_run(kind, mode, 'idle', accel, mem_mib,
+            r = try_migrate_run(MODES[mode], 'idle', accel, mem_mib,
                                 bandwidth_mib)
-            vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
+            vals.append(r.mb_sent - r.live_mib * 1.048576)
         baselines[kind] = sorted(vals)[len(vals) // 2]
     return baselines
 
 
 def limit_mb(baselines, r):
     """What the same guest kernel sends idle after boot, plus live data."""
-    base = baselines.get(MODES[r['mode']][0])
+    base = baselines.get(r.kind)
     if base is None:
         return None
-    return round(base + r['live_mib'] * 1.048576, 1)
+    return round(base + r.live_mib * 1.048576, 1)
 
 
 def wait_migration(vm, start, timeout):
@@ -417,8 +466,3 @@ def free_port():
     s.close()
     return port
 
-
-def run_ok(r):
-    """A run is good when every page checked right and the guest lives."""
-    return (r['guest_alive'] and r['pages_wrong'] == 0 and
-            r['pages_checked'] and not r['kernel_complaints'])

@@ -19,7 +19,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun                                   # noqa: E402
-import report                                     # noqa: E402
 from guestrun import progress                     # noqa: E402
 
 
@@ -36,7 +35,8 @@ def main():
     args = parser.parse_args()
 
     guestrun.QEMU_BIN = args.qemu
-    kind = guestrun.MODES[args.mode][0]
+    mode = guestrun.MODES[args.mode]
+    kind = mode.kind
     os.makedirs(args.out, exist_ok=True)
     guestrun.build_guests({kind})
     accel, why = guestrun.pick_accel()
@@ -48,21 +48,22 @@ def main():
     for i in range(args.runs):
         sc = scenarios[i % len(scenarios)]
         start = time.monotonic()
-        r = guestrun.try_migrate_run(kind, args.mode, sc, accel, args.mem,
+        r = guestrun.try_migrate_run(mode, sc, accel, args.mem,
                                      args.bandwidth)
-        ok = guestrun.run_ok(r)
-        why = report.describe_check(r)
-        r['run'] = i + 1
+        ok = r.ok()
+        why = r.check()
+        r.run = i + 1
         rows.append(r)
         failed += not ok
         progress('run %2d %-6s %s (%.0f s)' % (i + 1, sc, why,
                                               time.monotonic() - start))
-        if not ok and r.get('kernel_complaints'):
-            for line in r['kernel_complaints']:
+        if not ok and r.kernel_complaints:
+            for line in r.kernel_complaints:
                 print('      ' + line)
     with open(os.path.join(args.out, 'soak-%s.json' % args.mode), 'w') as f:
         json.dump({'qemu': args.qemu, 'mode': args.mode, 'accel': accel,
-                   'guest_mib': args.mem, 'runs': rows}, f, indent=2)
+                   'guest_mib': args.mem,
+                   'runs': [r.to_dict() for r in rows]}, f, indent=2)
     print('soak: %d passed, %d failed' % (args.runs - failed, failed))
     return 1 if failed else 0
 
