@@ -64,19 +64,14 @@ def main():
 
     runs, medians, baselines_all = [], [], {}
     for mem in sizes:
-        baselines = guestrun.idle_baselines({'stock', 'fph'}, accel, mem,
-                                            args.bandwidth, args.reps)
+        setup = guestrun.Setup(accel, mem, args.bandwidth)
+        baselines = guestrun.idle_baselines(setup, {'stock', 'fph'},
+                                            args.reps)
         baselines_all[mem] = baselines
-        size_runs = []
-        for sc in args.scenarios.split(','):
-            for mode in modes:
-                for rep in range(args.reps):
-                    progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
-                                                          rep + 1))
-                    r = guestrun.try_migrate_run(guestrun.MODES[mode], sc,
-                                                 accel, mem, args.bandwidth)
-                    r.limit_mb = guestrun.limit_mb(baselines, r)
-                    size_runs.append(r)
+        plan = [('%d MiB / %s / %s / %d' % (mem, sc, mode, rep + 1), sc, mode)
+                for sc in args.scenarios.split(',') for mode in modes
+                for rep in range(args.reps)]
+        size_runs = list(guestrun.run_loop(setup, plan, baselines))
         runs += size_runs
         med = report.median_rows(size_runs)
         medians += med

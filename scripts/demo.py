@@ -49,18 +49,11 @@ def main():
     mem = args.mem or (4096 if accel == 'kvm' else 1024)
     progress('accelerator: %s (%s); guest %d MiB' % (accel, why, mem))
 
-    baselines = guestrun.idle_baselines(kinds, accel, mem, args.bandwidth)
-
-    rows = []
-    for sc in scenarios:
-        for mode in modes:
-            m = guestrun.MODES[mode]
-            progress('%s / %s (%s kernel)' % (sc, mode, m.kind))
-            r = guestrun.try_migrate_run(m, sc, accel, mem, args.bandwidth)
-            r.limit_mb = guestrun.limit_mb(baselines, r)
-            rows.append(r)
-            progress('   %.0f MB sent, %s ms, %s' %
-                     (r.mb_sent, r.total_ms, r.check()))
+    setup = guestrun.Setup(accel, mem, args.bandwidth)
+    baselines = guestrun.idle_baselines(setup, kinds)
+    plan = [('%s / %s (%s kernel)' % (sc, mode, guestrun.MODES[mode].kind),
+             sc, mode) for sc in scenarios for mode in modes]
+    rows = list(guestrun.run_loop(setup, plan, baselines))
 
     print()
     print('Guest: %d MiB, %s, 2 vCPUs; link: tcp loopback, max-bandwidth %d '

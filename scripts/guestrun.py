@@ -77,6 +77,16 @@ MODES = {m.name: m for m in [
 ]}
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every run of a harness shares."""
+    accel: str                  # kvm or tcg
+    mem_mib: int                # guest RAM
+    bandwidth_mib: int = 10240  # max-bandwidth, MiB/s
+    qemu: str = QEMU_BIN
+    timeout: int = 900          # seconds a migration may take
+
+
 @dataclass
 class RunResult:
     """One migration: what QEMU measured and what the guest found.  The
@@ -230,14 +240,13 @@ class GuestVM:
     pair, the console on a UNIX socket chardev as the first serial port),
     its sockets and log in the run's own folder."""
 
-    def __init__(self, name, mode, accel, mem_mib, rundir, incoming=False,
-                 smp=2):
+    def __init__(self, name, mode, setup, rundir, incoming=False, smp=2):
         kernel, initrd = guest_files(mode.kind)
         args = ['-nodefaults', '-name', name + ',debug-threads=on',
-                '-accel', accel]
-        if accel == 'tcg':
+                '-accel', setup.accel]
+        if setup.accel == 'tcg':
             args += ['-cpu', 'max']
-        args += ['-M', 'q35', '-m', '%dM' % mem_mib, '-smp', str(smp),
+        args += ['-M', 'q35', '-m', '%dM' % setup.mem_mib, '-smp', str(smp),
                  '-kernel', kernel, '-initrd', initrd,
                  '-append', 'console=ttyS0 quiet panic=-1 ' + mode.cmdline,
                  '-device', 'virtio-balloon-pci,id=balloon,' + mode.device]
@@ -245,7 +254,7 @@ class GuestVM:
         if incoming:
             args += ['-incoming', 'defer']
         self.name = name
-        self.vm = QEMUMachine(QEMU_BIN, args, name=name, sock_dir=rundir,
+        self.vm = QEMUMachine(setup.qemu, args, name=name, sock_dir=rundir,
                               log_dir=rundir, qmp_timer=30)
         self.vm.set_console()
         self.vm.launch()
@@ -270,13 +279,13 @@ class GuestVM:
             pass
 
 
-def boot(name, mode, accel, mem_mib, rundir, timeout=120):
-    g = GuestVM(name, mode, accel, mem_mib, rundir)
+def boot(name, mode, setup, rundir, timeout=120):
+    g = GuestVM(name, mode, setup, rundir)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
         raise RunError('%s guest did not boot in %d s (%s):\n%s' %
-                       (mode.kind, timeout, accel, text))
+                       (mode.kind, timeout, setup.accel, text))
     time.sleep(0.5)
     return g
 
@@ -291,14 +300,14 @@ def kvm_usable():
     return True
 
 
-def pick_accel(kind='stock'):
+def pick_accel(kind='stock', qemu=QEMU_BIN):
     """KVM when it really boots our guest here, TCG otherwise."""
     if not kvm_usable():
         return 'tcg', '/dev/kvm is not usable'
     rundir = tempfile.mkdtemp(prefix='fph-kvm-probe-')
     try:
         boot('kvm-probe', Mode('kvm-probe', kind, 'free-page-hint=off'),
-             'kvm', 512, rundir, timeout=30).close()
+             Setup('kvm', 512, qemu=qemu), rundir, timeout=30).close()
     except RUN_ERRORS:
         return 'tcg', 'KVM did not boot the guest within 30 s'
     finally:
@@ -329,21 +338,19 @@ def scenario_commands(scenario, mem_mib):
     return hold, live, prep, during
 
 
-def migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
-                timeout=900):
+def migrate_run(setup, mode, scenario, rundir):
     """One migration, its machines' sockets and logs in @rundir."""
-    hold, live, prep, during = scenario_commands(scenario, mem_mib)
+    hold, live, prep, during = scenario_commands(scenario, setup.mem_mib)
     port = free_port()
-    src = boot('source', mode, accel, mem_mib, rundir)
+    src = boot('source', mode, setup, rundir)
     dst = None
     try:
-        dst = GuestVM('destination', mode, accel, mem_mib, rundir,
-                      incoming=True)
+        dst = GuestVM('destination', mode, setup, rundir, incoming=True)
         for c in prep:
             status, out = src.console.run(c, timeout=600)
             if status:
                 raise RunError('guest command %r failed: %s' % (c, out))
-        params = {'max-bandwidth': bandwidth_mib << 20,
+        params = {'max-bandwidth': setup.bandwidth_mib << 20,
                   'downtime-limit': 300}
         params.update(mode.params)
         src.cmd('migrate-set-parameters', **params)
@@ -352,7 +359,7 @@ def migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
         src.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
         for c in during:
             src.console.send(c + '\n')
-        info = wait_migration(src, start, timeout)
+        info = wait_migration(src, start, setup.timeout)
         elapsed = time.monotonic() - start
         src_log = src.console.text
         # On the destination: alive, data intact, no kernel complaints.
@@ -385,7 +392,8 @@ def migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
         fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
                               src_log + '\n' + dmesg_text)
         return RunResult(
-            mode.kind, mode.name, scenario, accel, mem_mib, bandwidth_mib,
+            mode.kind, mode.name, scenario, setup.accel, setup.mem_mib,
+            setup.bandwidth_mib,
             total_ms=info.get('total-time'),
             downtime_ms=info.get('downtime'),
             mb_sent=round(ram.get('transferred', 0) / 1e6, 1),
@@ -403,35 +411,51 @@ def migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, rundir,
             dst.close()
 
 
-def try_migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib, **kwargs):
+def try_migrate_run(setup, mode, scenario):
     """migrate_run() in a folder of its own, so that harnesses running at
     once share no path; a run that breaks is a failed row, not the end, and
     keeps its folder (the QEMU logs)."""
     rundir = tempfile.mkdtemp(prefix='fph-run-')
     try:
-        r = migrate_run(mode, scenario, accel, mem_mib, bandwidth_mib,
-                        rundir, **kwargs)
+        r = migrate_run(setup, mode, scenario, rundir)
         shutil.rmtree(rundir, ignore_errors=True)
         return r
     except RUN_ERRORS as e:
         progress('   run failed; its QEMU logs are in ' + rundir)
-        return RunResult(mode.kind, mode.name, scenario, accel, mem_mib,
-                         bandwidth_mib, error=str(e)[:300])
+        return RunResult(mode.kind, mode.name, scenario, setup.accel,
+                         setup.mem_mib, setup.bandwidth_mib,
+                         error=str(e)[:300])
 
 
-def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, reps=1):
+def run_loop(setup, plan, baselines=None):
+    """The run loop of the demo, the benchmark, the soak and the end-to-end
+    check: one migration for each (label, scenario, mode name) of @plan, in
+    order, saying what runs and how it went.  Yields each RunResult, with
+    its limit when @baselines are given."""
+    for label, scenario, mode in plan:
+        progress(label)
+        start = time.monotonic()
+        r = try_migrate_run(setup, MODES[mode], scenario)
+        if baselines is not None:
+            r.limit_mb = limit_mb(baselines, r)
+        progress('   %.0f MB sent, %s ms, %s (%.0f s)' %
+                 (r.mb_sent, r.total_ms, r.check(),
+                  time.monotonic() - start))
+        for line in r.kernel_complaints:
+            print('      ' + line, flush=True)
+        yield r
+
+
+def idle_baselines(setup, kinds, reps=1):
     """What each guest kernel sends idle with hints off, less its live data:
     the base of the limit (median of @reps runs)."""
     baselines = {}
     for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
         if kind not in kinds:
             continue
-        progress('baseline: %s kernel idle, hints off' % kind)
-        vals = []
-        for _ in range(reps):
-            r = try_migrate_run(MODES[mode], 'idle', accel, mem_mib,
-                                bandwidth_mib)
-            vals.append(r.mb_sent - r.live_mib * 1.048576)
+        plan = [('baseline: %s kernel idle, hints off' % kind, 'idle', mode)]
+        vals = [r.mb_sent - r.live_mib * 1.048576
+                for r in run_loop(setup, plan * reps)]
         baselines[kind] = sorted(vals)[len(vals) // 2]
     return baselines
 

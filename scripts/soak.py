@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun                                   # noqa: E402
@@ -34,32 +33,22 @@ def main():
     parser.add_argument('--out', default=os.path.join(guestrun.BUILD, 'soak'))
     args = parser.parse_args()
 
-    guestrun.QEMU_BIN = args.qemu
-    mode = guestrun.MODES[args.mode]
-    kind = mode.kind
+    kind = guestrun.MODES[args.mode].kind
     os.makedirs(args.out, exist_ok=True)
     guestrun.build_guests({kind})
-    accel, why = guestrun.pick_accel()
+    accel, why = guestrun.pick_accel(kind, args.qemu)
     progress('soak: %d runs, %s, %s kernel, %d MiB, %s (%s), %s' %
              (args.runs, args.mode, kind, args.mem, accel, why, args.qemu))
+    setup = guestrun.Setup(accel, args.mem, args.bandwidth, args.qemu)
     scenarios = args.scenarios.split(',')
+    runs = [scenarios[i % len(scenarios)] for i in range(args.runs)]
+    plan = [('run %d of %d: %s' % (i, args.runs, sc), sc, args.mode)
+            for i, sc in enumerate(runs, 1)]
     rows = []
-    failed = 0
-    for i in range(args.runs):
-        sc = scenarios[i % len(scenarios)]
-        start = time.monotonic()
-        r = guestrun.try_migrate_run(mode, sc, accel, args.mem,
-                                     args.bandwidth)
-        ok = r.ok()
-        why = r.check()
-        r.run = i + 1
+    for i, r in enumerate(guestrun.run_loop(setup, plan), 1):
+        r.run = i
         rows.append(r)
-        failed += not ok
-        progress('run %2d %-6s %s (%.0f s)' % (i + 1, sc, why,
-                                              time.monotonic() - start))
-        if not ok and r.kernel_complaints:
-            for line in r.kernel_complaints:
-                print('      ' + line)
+    failed = sum(not r.ok() for r in rows)
     with open(os.path.join(args.out, 'soak-%s.json' % args.mode), 'w') as f:
         json.dump({'qemu': args.qemu, 'mode': args.mode, 'accel': accel,
                    'guest_mib': args.mem,
