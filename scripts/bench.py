@@ -48,11 +48,8 @@ def main():
     parser.add_argument('--scenarios', default=','.join(demo.SCENARIOS))
     parser.add_argument('--modes', default=','.join(demo.MODES))
     parser.add_argument('--bandwidth', type=int, default=10240)
-    parser.add_argument('--out', default=os.path.join(guestrun.BUILD,
-                                                      'bench'))
     args = parser.parse_args()
 
-    os.makedirs(args.out, exist_ok=True)
     modes = args.modes.split(',')
     guestrun.build_guests({guestrun.MODES[m].kind for m in modes} |
                           {'stock', 'fph'})
