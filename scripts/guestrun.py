@@ -31,7 +31,8 @@ QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
 sys.path.insert(0, os.path.join(BUILD, 'src', 'python'))
 try:
     from qemu.machine import QEMUMachine
-    from qemu.machine.machine import AbnormalShutdown, QEMUMachineError
+    from qemu.machine.machine import (AbnormalShutdown, QEMUMachineError,
+                                      VMLaunchFailure)
     from qemu.qmp import ExecuteError, QMPError
 except ImportError as e:
     sys.exit('%s: %s; run ./configure first' % (os.path.basename(
@@ -257,7 +258,13 @@ class GuestVM:
         self.vm = QEMUMachine(setup.qemu, args, name=name, sock_dir=rundir,
                               log_dir=rundir, qmp_timer=30)
         self.vm.set_console()
-        self.vm.launch()
+        try:
+            self.vm.launch()
+        except VMLaunchFailure as e:
+            # QEMU's own message first: a failed row keeps 300 characters.
+            raise RunError('%s: QEMU did not start (exit status %s): %s' %
+                           (name, e.exitcode,
+                            (e.output or '').strip() or e.__cause__)) from e
         try:
             self.console = Console(self.vm.console_socket)
         except OSError:
