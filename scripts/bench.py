@@ -34,9 +34,9 @@ def guest_cost(rows):
     out = []
     for r in rows:
         m = re.search(r'(\d+) free pages, (\d+) chunks, (\d+) us, longest '
-                      r'zone lock (\d+) us', r.get('guest_bitmap_report') or '')
-        if m and r['mode'] == 'bitmap':
-            out.append((r['guest_mib'], r['scenario'], int(m.group(1)),
+                      r'zone lock (\d+) us', r.guest_bitmap_report or '')
+        if m and r.mode == 'bitmap':
+            out.append((r.guest_mib, r.scenario, int(m.group(1)),
                         int(m.group(2)), int(m.group(3)), int(m.group(4))))
     return out
 
@@ -48,15 +48,12 @@ def main():
     parser.add_argument('--scenarios', default=','.join(demo.SCENARIOS))
     parser.add_argument('--modes', default=','.join(demo.MODES))
     parser.add_argument('--bandwidth', type=int, default=10240)
-    parser.add_argument('--out', default=os.path.join(guestrun.BUILD,
-                                                      'bench'))
     args = parser.parse_args()
 
-    os.makedirs(args.out, exist_ok=True)
     modes = args.modes.split(',')
-    guestrun.build_guests({guestrun.MODES[m][0] for m in modes} |
+    guestrun.build_guests({guestrun.MODES[m].kind for m in modes} |
                           {'stock', 'fph'})
-    accel, why = guestrun.pick_accel(args.out)
+    accel, why = guestrun.pick_accel()
     # Two guests run at once; leave the host a quarter of its memory.
     sizes = [int(s) for s in args.sizes.split(',')
              if 2 * int(s) <= host_mem_mib() * 3 // 4]
@@ -64,22 +61,14 @@ def main():
 
     runs, medians, baselines_all = [], [], {}
     for mem in sizes:
-        baselines = guestrun.idle_baselines({'stock', 'fph'}, accel, mem,
-                                            args.bandwidth, args.out,
+        setup = guestrun.Setup(accel, mem, args.bandwidth)
+        baselines = guestrun.idle_baselines(setup, {'stock', 'fph'},
                                             args.reps)
         baselines_all[mem] = baselines
-        size_runs = []
-        for sc in args.scenarios.split(','):
-            for mode in modes:
-                for rep in range(args.reps):
-                    kind = guestrun.MODES[mode][0]
-                    progress('%d MiB / %s / %s / %d' % (mem, sc, mode,
-                                                          rep + 1))
-                    r = guestrun.try_migrate_run(kind, mode, sc, accel,
-                                                 mem, args.bandwidth,
-                                                 args.out)
-                    r['limit_mb'] = guestrun.limit_mb(baselines, r)
-                    size_runs.append(r)
+        plan = [('%d MiB / %s / %s / %d' % (mem, sc, mode, rep + 1), sc, mode)
+                for sc in args.scenarios.split(',') for mode in modes
+                for rep in range(args.reps)]
+        size_runs = list(guestrun.run_loop(setup, plan, baselines))
         runs += size_runs
         med = report.median_rows(size_runs)
         medians += med
@@ -104,7 +93,7 @@ def main():
         for mem in sizes:
             f.write('## %d MiB guest\n\n```\n%s\n```\n\n![](benchmark-%d.png)'
                     '\n\n' % (mem, report.format_table(
-                        [m for m in medians if m['guest_mib'] == mem]), mem))
+                        [m for m in medians if m.guest_mib == mem]), mem))
         cost = guest_cost(runs)
         if cost:
             f.write('## Guest cost of building the bitmap\n\n'
@@ -113,7 +102,7 @@ def main():
             for c in cost:
                 f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
     print(open(os.path.join(DOCS, 'benchmark.md')).read())
-    bad = [r for r in runs if not guestrun.run_ok(r)]
+    bad = [r for r in runs if not r.ok()]
     return 1 if bad else 0
 
 

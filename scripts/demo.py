@@ -39,30 +39,21 @@ def main():
     scenarios = args.scenarios.split(',')
     modes = args.modes.split(',')
     os.makedirs(args.out, exist_ok=True)
-    kinds = {guestrun.MODES[m][0] for m in modes} | {'stock'}
+    kinds = {guestrun.MODES[m].kind for m in modes} | {'stock'}
     guestrun.build_guests(kinds)
 
     if args.accel == 'auto':
-        accel, why = guestrun.pick_accel(args.out)
+        accel, why = guestrun.pick_accel()
     else:
         accel, why = args.accel, 'asked for'
     mem = args.mem or (4096 if accel == 'kvm' else 1024)
     progress('accelerator: %s (%s); guest %d MiB' % (accel, why, mem))
 
-    baselines = guestrun.idle_baselines(kinds, accel, mem, args.bandwidth,
-                                        args.out)
-
-    rows = []
-    for sc in scenarios:
-        for mode in modes:
-            kind = guestrun.MODES[mode][0]
-            progress('%s / %s (%s kernel)' % (sc, mode, kind))
-            r = guestrun.try_migrate_run(kind, mode, sc, accel, mem,
-                                         args.bandwidth, args.out)
-            r['limit_mb'] = guestrun.limit_mb(baselines, r)
-            rows.append(r)
-            progress('   %.0f MB sent, %s ms, %s' %
-                     (r['mb_sent'], r['total_ms'], report.describe_check(r)))
+    setup = guestrun.Setup(accel, mem, args.bandwidth)
+    baselines = guestrun.idle_baselines(setup, kinds)
+    plan = [('%s / %s (%s kernel)' % (sc, mode, guestrun.MODES[mode].kind),
+             sc, mode) for sc in scenarios for mode in modes]
+    rows = list(guestrun.run_loop(setup, plan, baselines))
 
     print()
     print('Guest: %d MiB, %s, 2 vCPUs; link: tcp loopback, max-bandwidth %d '
@@ -79,7 +70,7 @@ def main():
     except ImportError:
         print('(also in %s/results.json; no chart: python3-matplotlib is '
               'missing)' % args.out)
-    bad = [r for r in rows if not guestrun.run_ok(r)]
+    bad = [r for r in rows if not r.ok()]
     return 1 if bad else 0
 
 

@@ -9,28 +9,23 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun                                   # noqa: E402
-import report                                     # noqa: E402
 
 
 def main():
-    out = os.path.join(guestrun.BUILD, 'e2e')
-    os.makedirs(out, exist_ok=True)
     guestrun.build_guests({'fph'})
-    accel = 'tcg'
-    if guestrun.kvm_usable():
-        accel, _ = guestrun.pick_accel(out, 'fph')
+    accel, _ = guestrun.pick_accel('fph')
+    setup = guestrun.Setup(accel, 768, 10240, timeout=600)
     cases = ['freed', 'churn']
     print('1..%d' % len(cases), flush=True)
+    plan = [('e2e: bitmap / %s' % sc, sc, 'bitmap') for sc in cases]
     failed = 0
-    for i, sc in enumerate(cases, 1):
-        r = guestrun.try_migrate_run('fph', 'bitmap', sc, accel, 768, 10240,
-                                     out, timeout=600)
-        ok = guestrun.run_ok(r) and (r['free_pages_skipped'] or 0) > 0
+    for i, r in enumerate(guestrun.run_loop(setup, plan), 1):
+        ok = r.ok() and (r.free_pages_skipped or 0) > 0
         why = '%s, %.0f MB sent, %s free pages skipped (%s)' % (
-            report.describe_check(r), r['mb_sent'],
-            r['free_pages_skipped'], accel)
+            r.check(), r.mb_sent, r.free_pages_skipped, accel)
         failed += not ok
-        print('%s %d e2e/bitmap/%s # %s' % ('ok' if ok else 'not ok', i, sc,
+        print('%s %d e2e/bitmap/%s # %s' % ('ok' if ok else 'not ok', i,
+                                            r.scenario,
                                             why.replace('#', '')),
               flush=True)
     return 1 if failed else 0

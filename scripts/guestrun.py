@@ -8,39 +8,140 @@ Guest kinds (built by guest/*.sh into build/guest):
   fph    linux-source-6.1 with qemu-fph's driver patches (bitmap, bit 16)
 """
 
+import dataclasses
 import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
-
-from qmp import QEMU, QMPError, kvm_usable
+from dataclasses import dataclass, field
+from typing import Optional
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, 'build')
 GUEST_OUT = os.path.join(BUILD, 'guest')
 QEMU_BIN = os.path.join(BUILD, 'qemu', 'qemu-system-x86_64')
 
+# QEMU processes, QMP and the console socket come from the base tree's
+# python/qemu (build/src/python, prepared by ./configure).
+sys.path.insert(0, os.path.join(BUILD, 'src', 'python'))
+try:
+    from qemu.machine import QEMUMachine
+    from qemu.machine.machine import (AbnormalShutdown, QEMUMachineError,
+                                      VMLaunchFailure)
+    from qemu.qmp import ExecuteError, QMPError
+except ImportError as e:
+    sys.exit('%s: %s; run ./configure first' % (os.path.basename(
+        sys.argv[0]), e))
+
+
+class RunError(Exception):
+    """A guest or a migration that did not do what the run needs."""
+
+
+# What breaks one run (and makes it a failed row) but not the harness.
+RUN_ERRORS = (RunError, QMPError, QEMUMachineError, OSError, EOFError,
+              TimeoutError)
+
 BAD_LOG = re.compile(r'(BUG[: ]|Oops|WARNING:|Kernel panic|list_add corruption|'
                      r'list_del corruption|general protection fault)')
 
-# What each mode runs: guest kind, device options, kernel options, extra
-# QEMU options, and migration parameters.
-MODES = {
-    'off': ('stock', 'free-page-hint=off', '', [], {}),
-    'stock': ('stock', 'free-page-hint=on', '', [], {}),
-    'stock-noinit': ('stock', 'free-page-hint=on', 'init_on_alloc=0', [], {}),
+
+@dataclass(frozen=True)
+class Mode:
+    """What a mode runs."""
+    name: str
+    kind: str                   # guest kind: stock or fph
+    device: str                 # virtio-balloon-pci options
+    cmdline: str = ''           # guest kernel options
+    extra: tuple = ()           # more QEMU options
+    params: dict = field(default_factory=dict)  # migrate-set-parameters
+
+
+MODES = {m.name: m for m in [
+    Mode('off', 'stock', 'free-page-hint=off'),
+    Mode('stock', 'stock', 'free-page-hint=on'),
+    Mode('stock-noinit', 'stock', 'free-page-hint=on', 'init_on_alloc=0'),
     # The first pass may wait up to 1 s for the guest's first bitmap; a
     # guest answers in milliseconds, the wait only covers a busy host.
-    'bitmap': ('fph', 'free-page-hint=on', '', [],
-               {'free-page-hint-wait': 1000}),
-    'bitmap-nowait': ('fph', 'free-page-hint=on', '', [], {}),
-    'fph-off': ('fph', 'free-page-hint=off', '', [], {}),
+    Mode('bitmap', 'fph', 'free-page-hint=on',
+         params={'free-page-hint-wait': 1000}),
+    Mode('bitmap-nowait', 'fph', 'free-page-hint=on'),
+    Mode('fph-off', 'fph', 'free-page-hint=off'),
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
-    'stock-iothread': ('stock', 'free-page-hint=on,iothread=io1', '',
-                       ['-object', 'iothread,id=io1'], {}),
-}
+    Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',
+         extra=('-object', 'iothread,id=io1')),
+]}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every run of a harness shares."""
+    accel: str                  # kvm or tcg
+    mem_mib: int                # guest RAM
+    bandwidth_mib: int = 10240  # max-bandwidth, MiB/s
+    qemu: str = QEMU_BIN
+    timeout: int = 900          # seconds a migration may take
+
+
+@dataclass
+class RunResult:
+    """One migration: what QEMU measured and what the guest found.  The
+    fields are the keys of the JSON results (docs/benchmark.json)."""
+    kind: str
+    mode: str
+    scenario: str
+    accel: str
+    guest_mib: int
+    bandwidth_mib: int
+    total_ms: Optional[int] = None
+    downtime_ms: Optional[int] = None
+    mb_sent: float = 0
+    zero_pages: int = 0
+    free_pages_skipped: Optional[int] = None
+    hint_latency_us: Optional[int] = None
+    live_mib: int = 0
+    pages_checked: Optional[int] = None
+    pages_wrong: Optional[int] = None
+    guest_alive: bool = False
+    kernel_complaints: list = field(default_factory=list)
+    guest_bitmap_report: Optional[str] = None
+    # Left out of the JSON when None:
+    wall_s: Optional[float] = None      # a run that finished
+    limit_mb: Optional[float] = None    # demo and benchmark
+    error: Optional[str] = None         # a run that broke
+    run: Optional[int] = None           # soak: the run's number
+    repetitions: Optional[int] = None   # medians: of how many runs
+
+    OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions')
+
+    def ok(self):
+        """Every page checked right, the guest lives, its log is clean."""
+        return bool(self.guest_alive and self.pages_wrong == 0 and
+                    self.pages_checked and not self.kernel_complaints)
+
+    def check(self):
+        """The data check, in words."""
+        if self.error:
+            return 'FAIL: ' + self.error.splitlines()[0][:60]
+        if not self.guest_alive:
+            return 'FAIL: guest unresponsive'
+        if self.kernel_complaints:
+            return 'FAIL: ' + self.kernel_complaints[0][:40]
+        if self.pages_wrong is None:
+            return 'FAIL: no verify result'
+        if self.pages_wrong:
+            return 'FAIL: %d of %d pages wrong' % (self.pages_wrong,
+                                                    self.pages_checked)
+        return 'ok, %d pages' % self.pages_checked
+
+    def to_dict(self):
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if v is not None or k not in self.OPTIONAL}
 
 
 def progress(msg):
@@ -75,20 +176,12 @@ def guest_files(kind):
 
 
 class Console:
-    """The guest's serial console through a UNIX socket chardev."""
+    """The guest's serial line through its machine's console socket (the
+    base's ConsoleSocket): a reader thread keeps all the guest printed, and
+    shell commands run with a marker that tells their end and status."""
 
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    def __init__(self, sock):
+        self.sock = sock
         self.text = ''
         self.lock = threading.Lock()
         self.closed = False
@@ -107,6 +200,9 @@ class Console:
                 return
             with self.lock:
                 self.text += data.decode(errors='replace')
+
+    def send(self, line):
+        self.sock.sendall(line.encode())
 
     def wait_for(self, pattern, timeout, start=0):
         deadline = time.monotonic() + timeout
@@ -128,8 +224,7 @@ class Console:
         with self.lock:
             start = len(self.text)
         # The marker is split so the echoed command line cannot match it.
-        line = '%s; echo "@@%s" "$?" "@@"\n' % (command, tag)
-        self.sock.sendall(line.encode())
+        self.send('%s; echo "@@%s" "$?" "@@"\n' % (command, tag))
         m = self.wait_for(r'@@%s (\d+) @@' % tag, timeout, start)
         if not m:
             raise TimeoutError('guest did not finish %r in %d s' %
@@ -140,65 +235,90 @@ class Console:
         out = out.split('\n', 1)[1] if '\n' in out else ''
         return int(m.group(1)), out.strip()
 
-    def close(self):
+
+class GuestVM:
+    """A guest kind in a QEMU (the base's QEMUMachine: QMP over a socket
+    pair, the console on a UNIX socket chardev as the first serial port),
+    its sockets and log in the run's own folder."""
+
+    def __init__(self, name, mode, setup, rundir, incoming=False, smp=2):
+        kernel, initrd = guest_files(mode.kind)
+        args = ['-nodefaults', '-name', name + ',debug-threads=on',
+                '-accel', setup.accel]
+        if setup.accel == 'tcg':
+            args += ['-cpu', 'max']
+        args += ['-M', 'q35', '-m', '%dM' % setup.mem_mib, '-smp', str(smp),
+                 '-kernel', kernel, '-initrd', initrd,
+                 '-append', 'console=ttyS0 quiet panic=-1 ' + mode.cmdline,
+                 '-device', 'virtio-balloon-pci,id=balloon,' + mode.device]
+        args += list(mode.extra)
+        if incoming:
+            args += ['-incoming', 'defer']
+        self.name = name
+        self.vm = QEMUMachine(setup.qemu, args, name=name, sock_dir=rundir,
+                              log_dir=rundir, qmp_timer=30)
+        self.vm.set_console()
         try:
-            self.sock.close()
+            self.vm.launch()
+        except VMLaunchFailure as e:
+            # QEMU's own message first: a failed row keeps 300 characters.
+            raise RunError('%s: QEMU did not start (exit status %s): %s' %
+                           (name, e.exitcode,
+                            (e.output or '').strip() or e.__cause__)) from e
+        try:
+            self.console = Console(self.vm.console_socket)
         except OSError:
+            self.close()
+            raise
+
+    def cmd(self, command, **arguments):
+        """A QMP command; its error names the machine and the command."""
+        try:
+            return self.vm.command(command, **arguments)
+        except ExecuteError as e:
+            raise RunError('%s: %s: %s' % (self.name, command, e)) from e
+
+    def close(self):
+        """quit, then kill after 10 s; closes the console first."""
+        try:
+            self.vm.shutdown(timeout=10)
+        except AbnormalShutdown:
             pass
 
 
-class GuestVM:
-    """A QEMU running a guest kind, with its QMP and its console."""
-
-    def __init__(self, name, kind, accel, mem_mib, device_opts, cmdline,
-                 workdir, incoming=False, smp=2, extra=()):
-        kernel, initrd = guest_files(kind)
-        self.console_path = os.path.join(workdir, name + '.console')
-        if os.path.exists(self.console_path):
-            os.unlink(self.console_path)
-        args = ['-accel', accel, '-M', 'q35', '-m', '%dM' % mem_mib,
-                '-smp', str(smp),
-                '-kernel', kernel, '-initrd', initrd,
-                '-append', 'console=ttyS0 quiet panic=-1 ' + cmdline,
-                '-chardev', 'socket,id=con,path=%s,server=on,wait=off' %
-                self.console_path,
-                '-device', 'virtio-balloon-pci,id=balloon,' + device_opts]
-        args += list(extra)
-        if accel == 'tcg':
-            args[2:2] = ['-cpu', 'max']
-        if incoming:
-            args += ['-incoming', 'defer']
-        self.vm = QEMU(QEMU_BIN, args, name, workdir, serial='chardev:con')
-        self.console = Console(self.console_path)
-
-    def close(self):
-        self.console.close()
-        self.vm.close()
-
-
-def boot(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
-         timeout=120, extra=()):
-    g = GuestVM(name, kind, accel, mem_mib, device_opts, cmdline, workdir,
-                extra=extra)
+def boot(name, mode, setup, rundir, timeout=120):
+    g = GuestVM(name, mode, setup, rundir)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
-        raise QMPError('%s guest did not boot in %d s (%s):\n%s' %
-                       (kind, timeout, accel, text))
+        raise RunError('%s guest did not boot in %d s (%s):\n%s' %
+                       (mode.kind, timeout, setup.accel, text))
     time.sleep(0.5)
     return g
 
 
-def pick_accel(workdir, kind='stock'):
+def kvm_usable():
+    """/dev/kvm opens: the module is loaded and we may use it."""
+    try:
+        fd = os.open('/dev/kvm', os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def pick_accel(kind='stock', qemu=QEMU_BIN):
     """KVM when it really boots our guest here, TCG otherwise."""
     if not kvm_usable():
         return 'tcg', '/dev/kvm is not usable'
+    rundir = tempfile.mkdtemp(prefix='fph-kvm-probe-')
     try:
-        g = boot('kvm-probe', kind, 'kvm', 512, 'free-page-hint=off', '',
-                 workdir, timeout=30)
-    except (QMPError, OSError):
+        boot('kvm-probe', Mode('kvm-probe', kind, 'free-page-hint=off'),
+             Setup('kvm', 512, qemu=qemu), rundir, timeout=30).close()
+    except RUN_ERRORS:
         return 'tcg', 'KVM did not boot the guest within 30 s'
-    g.close()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
     return 'kvm', 'KVM boots the guest'
 
 
@@ -225,38 +345,32 @@ def scenario_commands(scenario, mem_mib):
     return hold, live, prep, during
 
 
-def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
-                timeout=900, wait_ms=0):
-    """One migration; returns a result dict."""
-    _, device_opts, cmdline, extra, mode_params = MODES[mode]
-    hold, live, prep, during = scenario_commands(scenario, mem_mib)
+def migrate_run(setup, mode, scenario, rundir):
+    """One migration, its machines' sockets and logs in @rundir."""
+    hold, live, prep, during = scenario_commands(scenario, setup.mem_mib)
     port = free_port()
-    src = boot('source', kind, accel, mem_mib, device_opts, cmdline, workdir,
-               extra=extra)
+    src = boot('source', mode, setup, rundir)
     dst = None
     try:
-        dst = GuestVM('destination', kind, accel, mem_mib, device_opts,
-                      cmdline, workdir, incoming=True, extra=extra)
+        dst = GuestVM('destination', mode, setup, rundir, incoming=True)
         for c in prep:
             status, out = src.console.run(c, timeout=600)
             if status:
-                raise QMPError('guest command %r failed: %s' % (c, out))
-        params = {'max-bandwidth': bandwidth_mib << 20,
+                raise RunError('guest command %r failed: %s' % (c, out))
+        params = {'max-bandwidth': setup.bandwidth_mib << 20,
                   'downtime-limit': 300}
-        params.update(mode_params)
-        if wait_ms:
-            params['free-page-hint-wait'] = wait_ms
-        src.vm.cmd('migrate-set-parameters', **params)
-        dst.vm.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
+        params.update(mode.params)
+        src.cmd('migrate-set-parameters', **params)
+        dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
         start = time.monotonic()
-        src.vm.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
+        src.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
         for c in during:
-            src.console.sock.sendall((c + '\n').encode())
-        info = wait_migration(src.vm, start, timeout)
+            src.console.send(c + '\n')
+        info = wait_migration(src, start, setup.timeout)
         elapsed = time.monotonic() - start
         src_log = src.console.text
         # On the destination: alive, data intact, no kernel complaints.
-        dst.console.sock.sendall(b'\n')
+        dst.console.send('\n')
         alive = True
         try:
             status, out = dst.console.run('echo alive', timeout=60)
@@ -284,71 +398,81 @@ def migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib, workdir,
         hints = info.get('free-page-hints', {})
         fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
                               src_log + '\n' + dmesg_text)
-        return {
-            'kind': kind, 'mode': mode, 'scenario': scenario,
-            'accel': accel, 'guest_mib': mem_mib,
-            'bandwidth_mib': bandwidth_mib,
-            'total_ms': info.get('total-time'),
-            'downtime_ms': info.get('downtime'),
-            'mb_sent': round(ram.get('transferred', 0) / 1e6, 1),
-            'zero_pages': ram.get('duplicate', 0),
-            'free_pages_skipped': hints.get('skipped-pages'),
-            'hint_latency_us': hints.get('latency'),
-            'live_mib': live,
-            'pages_checked': checked, 'pages_wrong': wrong,
-            'guest_alive': alive,
-            'kernel_complaints': sorted(set(console_bad + dmesg_bad))[:10],
-            'guest_bitmap_report': fpb_line[-1] if fpb_line else None,
-            'wall_s': round(elapsed, 1),
-        }
+        return RunResult(
+            mode.kind, mode.name, scenario, setup.accel, setup.mem_mib,
+            setup.bandwidth_mib,
+            total_ms=info.get('total-time'),
+            downtime_ms=info.get('downtime'),
+            mb_sent=round(ram.get('transferred', 0) / 1e6, 1),
+            zero_pages=ram.get('duplicate', 0),
+            free_pages_skipped=hints.get('skipped-pages'),
+            hint_latency_us=hints.get('latency'),
+            live_mib=live, pages_checked=checked, pages_wrong=wrong,
+            guest_alive=alive,
+            kernel_complaints=sorted(set(console_bad + dmesg_bad))[:10],
+            guest_bitmap_report=fpb_line[-1] if fpb_line else None,
+            wall_s=round(elapsed, 1))
     finally:
         src.close()
         if dst:
             dst.close()
 
 
-def try_migrate_run(kind, mode, scenario, accel, mem_mib, bandwidth_mib,
-                    workdir, **kwargs):
-    """migrate_run(), but a run that breaks is a failed row, not the end."""
+def try_migrate_run(setup, mode, scenario):
+    """migrate_run() in a folder of its own, so that harnesses running at
+    once share no path; a run that breaks is a failed row, not the end, and
+    keeps its folder (the QEMU logs)."""
+    rundir = tempfile.mkdtemp(prefix='fph-run-')
     try:
-        return migrate_run(kind, mode, scenario, accel, mem_mib,
-                           bandwidth_mib, workdir, **kwargs)
-    except (QMPError, OSError, TimeoutError) as e:
-        return {
-            'kind': kind, 'mode': mode, 'scenario': scenario, 'accel': accel,
-            'guest_mib': mem_mib, 'bandwidth_mib': bandwidth_mib,
-            'total_ms': None, 'downtime_ms': None, 'mb_sent': 0,
-            'zero_pages': 0, 'free_pages_skipped': None,
-            'hint_latency_us': None, 'live_mib': 0, 'pages_checked': None,
-            'pages_wrong': None, 'guest_alive': False,
-            'kernel_complaints': [], 'guest_bitmap_report': None,
-            'error': str(e)[:300],
-        }
+        r = migrate_run(setup, mode, scenario, rundir)
+        shutil.rmtree(rundir, ignore_errors=True)
+        return r
+    except RUN_ERRORS as e:
+        progress('   run failed; its QEMU logs are in ' + rundir)
+        return RunResult(mode.kind, mode.name, scenario, setup.accel,
+                         setup.mem_mib, setup.bandwidth_mib,
+                         error=str(e)[:300])
 
 
-def idle_baselines(kinds, accel, mem_mib, bandwidth_mib, workdir, reps=1):
+def run_loop(setup, plan, baselines=None):
+    """The run loop of the demo, the benchmark, the soak and the end-to-end
+    check: one migration for each (label, scenario, mode name) of @plan, in
+    order, saying what runs and how it went.  Yields each RunResult, with
+    its limit when @baselines are given."""
+    for label, scenario, mode in plan:
+        progress(label)
+        start = time.monotonic()
+        r = try_migrate_run(setup, MODES[mode], scenario)
+        if baselines is not None:
+            r.limit_mb = limit_mb(baselines, r)
+        progress('   %.0f MB sent, %s ms, %s (%.0f s)' %
+                 (r.mb_sent, r.total_ms, r.check(),
+                  time.monotonic() - start))
+        for line in r.kernel_complaints:
+            print('      ' + line, flush=True)
+        yield r
+
+
+def idle_baselines(setup, kinds, reps=1):
     """What each guest kernel sends idle with hints off, less its live data:
     the base of the limit (median of @reps runs)."""
     baselines = {}
     for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
         if kind not in kinds:
             continue
-        progress('baseline: %s kernel idle, hints off' % kind)
-        vals = []
-        for _ in range(reps):
-            r = try_migrate_run(kind, mode, 'idle', accel, mem_mib,
-                                bandwidth_mib, workdir)
-            vals.append(r['mb_sent'] - r['live_mib'] * 1.048576)
+        plan = [('baseline: %s kernel idle, hints off' % kind, 'idle', mode)]
+        vals = [r.mb_sent - r.live_mib * 1.048576
+                for r in run_loop(setup, plan * reps)]
         baselines[kind] = sorted(vals)[len(vals) // 2]
     return baselines
 
 
 def limit_mb(baselines, r):
     """What the same guest kernel sends idle after boot, plus live data."""
-    base = baselines.get(MODES[r['mode']][0])
+    base = baselines.get(r.kind)
     if base is None:
         return None
-    return round(base + r['live_mib'] * 1.048576, 1)
+    return round(base + r.live_mib * 1.048576, 1)
 
 
 def wait_migration(vm, start, timeout):
@@ -358,10 +482,10 @@ def wait_migration(vm, start, timeout):
             break
         if time.monotonic() - start > timeout:
             vm.cmd('migrate_cancel')
-            raise QMPError('migration did not finish in %d s' % timeout)
+            raise RunError('migration did not finish in %d s' % timeout)
         time.sleep(0.1)
     if info['status'] != 'completed':
-        raise QMPError('migration %s: %s' % (info['status'],
+        raise RunError('migration %s: %s' % (info['status'],
                                              info.get('error-desc', '')))
     return info
 
@@ -373,8 +497,3 @@ def free_port():
     s.close()
     return port
 
-
-def run_ok(r):
-    """A run is good when every page checked right and the guest lives."""
-    return (r['guest_alive'] and r['pages_wrong'] == 0 and
-            r['pages_checked'] and not r['kernel_complaints'])

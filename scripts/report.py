@@ -1,6 +1,7 @@
-"""Tables, JSON and charts of migration results, shared by the demo, the
-benchmark and the soak."""
+"""Tables, JSON and charts of migration results (guestrun.RunResult),
+shared by the demo, the benchmark and the soak."""
 
+import dataclasses
 import json
 import statistics
 
@@ -12,32 +13,17 @@ COLUMNS = [
 ]
 
 
-def describe_check(r):
-    if r.get('error'):
-        return 'FAIL: ' + r['error'].splitlines()[0][:60]
-    if not r['guest_alive']:
-        return 'FAIL: guest unresponsive'
-    if r['kernel_complaints']:
-        return 'FAIL: ' + r['kernel_complaints'][0][:40]
-    if r['pages_wrong'] is None:
-        return 'FAIL: no verify result'
-    if r['pages_wrong']:
-        return 'FAIL: %d of %d pages wrong' % (r['pages_wrong'],
-                                                r['pages_checked'])
-    return 'ok, %d pages' % r['pages_checked']
-
-
 def table_row(r):
-    free = r.get('free_pages_skipped')
-    lat = r.get('hint_latency_us')
+    free = r.free_pages_skipped
+    lat = r.hint_latency_us
     return {
-        'scenario': r['scenario'], 'mode': r['mode'],
-        'total_ms': r['total_ms'], 'downtime_ms': r['downtime_ms'],
-        'mb_sent': r['mb_sent'],
-        'skipped': '%s/%s' % ('-' if free is None else free, r['zero_pages']),
+        'scenario': r.scenario, 'mode': r.mode,
+        'total_ms': r.total_ms, 'downtime_ms': r.downtime_ms,
+        'mb_sent': r.mb_sent,
+        'skipped': '%s/%s' % ('-' if free is None else free, r.zero_pages),
         'hint_latency_ms': '-' if not lat else '%.1f' % (lat / 1000),
-        'limit_mb': r.get('limit_mb', '-'),
-        'check': describe_check(r),
+        'limit_mb': '-' if r.limit_mb is None else r.limit_mb,
+        'check': r.check(),
     }
 
 
@@ -54,29 +40,29 @@ def format_table(rows, columns=COLUMNS):
 
 def write_json(rows, path, meta):
     with open(path, 'w') as f:
-        json.dump({'meta': meta, 'runs': rows}, f, indent=2)
+        json.dump({'meta': meta, 'runs': [r.to_dict() for r in rows]}, f,
+                  indent=2)
 
 
 def median_rows(rows):
     """Group runs by (size, scenario, mode); medians of the numbers."""
     groups = {}
     for r in rows:
-        groups.setdefault((r['guest_mib'], r['scenario'], r['mode']),
-                          []).append(r)
+        groups.setdefault((r.guest_mib, r.scenario, r.mode), []).append(r)
     out = []
-    for key, runs in groups.items():
-        m = dict(runs[0])
+    for runs in groups.values():
+        med = {}
         for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
                   'free_pages_skipped', 'hint_latency_us'):
-            vals = [r[k] for r in runs if r.get(k) is not None]
-            med = statistics.median(vals) if vals else None
-            m[k] = int(med) if med is not None and med == int(med) else med
-        m['repetitions'] = len(runs)
-        m['pages_wrong'] = max((r['pages_wrong'] or 0) for r in runs)
-        m['guest_alive'] = all(r['guest_alive'] for r in runs)
-        m['kernel_complaints'] = sum((r['kernel_complaints'] for r in runs),
-                                     [])
-        out.append(m)
+            vals = [getattr(r, k) for r in runs
+                    if getattr(r, k) is not None]
+            m = statistics.median(vals) if vals else None
+            med[k] = int(m) if m is not None and m == int(m) else m
+        out.append(dataclasses.replace(
+            runs[0], **med, repetitions=len(runs),
+            pages_wrong=max((r.pages_wrong or 0) for r in runs),
+            guest_alive=all(r.guest_alive for r in runs),
+            kernel_complaints=sum((r.kernel_complaints for r in runs), [])))
     return out
 
 
@@ -87,22 +73,22 @@ def write_chart(rows, path, title):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    scenarios = list(dict.fromkeys(r['scenario'] for r in rows))
-    modes = list(dict.fromkeys(r['mode'] for r in rows))
+    scenarios = list(dict.fromkeys(r.scenario for r in rows))
+    modes = list(dict.fromkeys(r.mode for r in rows))
     width = 0.8 / max(1, len(modes))
     fig, ax = plt.subplots(figsize=(2 + 2.2 * len(scenarios), 4.5))
     for i, mode in enumerate(modes):
         xs, ys = [], []
         for j, sc in enumerate(scenarios):
             for r in rows:
-                if r['scenario'] == sc and r['mode'] == mode:
+                if r.scenario == sc and r.mode == mode:
                     xs.append(j + (i - (len(modes) - 1) / 2) * width)
-                    ys.append(r['mb_sent'])
+                    ys.append(r.mb_sent)
         bars = ax.bar(xs, ys, width, label=mode)
         ax.bar_label(bars, fmt='%.0f', fontsize=7)
     for j, sc in enumerate(scenarios):
-        limits = [r['limit_mb'] for r in rows
-                  if r['scenario'] == sc and r.get('limit_mb')]
+        limits = [r.limit_mb for r in rows
+                  if r.scenario == sc and r.limit_mb]
         if limits:
             ax.hlines(min(limits), j - 0.45, j + 0.45, colors='black',
                       linestyles='dashed', label='limit' if j == 0 else None)

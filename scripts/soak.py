@@ -15,11 +15,9 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guestrun                                   # noqa: E402
-import report                                     # noqa: E402
 from guestrun import progress                     # noqa: E402
 
 
@@ -35,34 +33,26 @@ def main():
     parser.add_argument('--out', default=os.path.join(guestrun.BUILD, 'soak'))
     args = parser.parse_args()
 
-    guestrun.QEMU_BIN = args.qemu
-    kind = guestrun.MODES[args.mode][0]
+    kind = guestrun.MODES[args.mode].kind
     os.makedirs(args.out, exist_ok=True)
     guestrun.build_guests({kind})
-    accel, why = guestrun.pick_accel(args.out)
+    accel, why = guestrun.pick_accel(kind, args.qemu)
     progress('soak: %d runs, %s, %s kernel, %d MiB, %s (%s), %s' %
              (args.runs, args.mode, kind, args.mem, accel, why, args.qemu))
+    setup = guestrun.Setup(accel, args.mem, args.bandwidth, args.qemu)
     scenarios = args.scenarios.split(',')
+    runs = [scenarios[i % len(scenarios)] for i in range(args.runs)]
+    plan = [('run %d of %d: %s' % (i, args.runs, sc), sc, args.mode)
+            for i, sc in enumerate(runs, 1)]
     rows = []
-    failed = 0
-    for i in range(args.runs):
-        sc = scenarios[i % len(scenarios)]
-        start = time.monotonic()
-        r = guestrun.try_migrate_run(kind, args.mode, sc, accel, args.mem,
-                                     args.bandwidth, args.out)
-        ok = guestrun.run_ok(r)
-        why = report.describe_check(r)
-        r['run'] = i + 1
+    for i, r in enumerate(guestrun.run_loop(setup, plan), 1):
+        r.run = i
         rows.append(r)
-        failed += not ok
-        progress('run %2d %-6s %s (%.0f s)' % (i + 1, sc, why,
-                                              time.monotonic() - start))
-        if not ok and r.get('kernel_complaints'):
-            for line in r['kernel_complaints']:
-                print('      ' + line)
+    failed = sum(not r.ok() for r in rows)
     with open(os.path.join(args.out, 'soak-%s.json' % args.mode), 'w') as f:
         json.dump({'qemu': args.qemu, 'mode': args.mode, 'accel': accel,
-                   'guest_mib': args.mem, 'runs': rows}, f, indent=2)
+                   'guest_mib': args.mem,
+                   'runs': [r.to_dict() for r in rows]}, f, indent=2)
     print('soak: %d passed, %d failed' % (args.runs - failed, failed))
     return 1 if failed else 0
 
