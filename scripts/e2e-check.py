@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """End-to-end check for make check: migrate qemu-fph's guest with free page
-bitmaps after the used-then-freed and churning scenarios.  A case fails on
-any wrong page of the guest's data, a kernel complaint on the destination,
-an unresponsive guest, or when no free page was skipped.  Prints TAP."""
+bitmaps after the used-then-freed and churning scenarios, and once with its
+RAM on two NUMA nodes.  A case fails on any wrong page of the guest's data,
+a kernel complaint on the destination, an unresponsive guest, or when no
+free page was skipped.  Prints TAP."""
 
 import os
 import sys
@@ -15,18 +16,21 @@ def main():
     guestrun.build_guests({'fph'})
     accel, _ = guestrun.pick_accel('fph')
     setup = guestrun.Setup(accel, 768, 10240, timeout=600)
-    cases = ['freed', 'churn']
-    print('1..%d' % len(cases), flush=True)
-    plan = [('e2e: bitmap / %s' % sc, sc, 'bitmap') for sc in cases]
+    numa = guestrun.numa_mode('bitmap', setup.mem_mib)
+    plan = [('e2e: %s / %s' % (mode.name, sc), sc, mode)
+            for sc, mode in (('freed', guestrun.MODES['bitmap']),
+                             ('churn', guestrun.MODES['bitmap']),
+                             ('freed', numa))]
+    print('1..%d' % len(plan), flush=True)
     failed = 0
     for i, r in enumerate(guestrun.run_loop(setup, plan), 1):
         ok = r.ok() and (r.free_pages_skipped or 0) > 0
         why = '%s, %.0f MB sent, %s free pages skipped (%s)' % (
             r.check(), r.mb_sent, r.free_pages_skipped, accel)
         failed += not ok
-        print('%s %d e2e/bitmap/%s # %s' % ('ok' if ok else 'not ok', i,
-                                            r.scenario,
-                                            why.replace('#', '')),
+        print('%s %d e2e/%s/%s # %s' % ('ok' if ok else 'not ok', i,
+                                        r.mode, r.scenario,
+                                        why.replace('#', '')),
               flush=True)
     return 1 if failed else 0
 

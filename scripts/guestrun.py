@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,6 +76,18 @@ MODES = {m.name: m for m in [
     Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',
          extra=('-object', 'iothread,id=io1')),
 ]}
+
+
+def numa_mode(base, mem_mib, nodes=2):
+    """@base's mode with guest RAM split over @nodes NUMA nodes on memory
+    backends, as libvirt writes any NUMA guest."""
+    extra = list(MODES[base].extra)
+    for n in range(nodes):
+        extra += ['-object', 'memory-backend-ram,id=node%d,size=%dM' %
+                  (n, mem_mib // nodes),
+                  '-numa', 'node,nodeid=%d,memdev=node%d' % (n, n)]
+    return replace(MODES[base], name='%s-numa%d' % (base, nodes),
+                   extra=tuple(extra))
 
 
 @dataclass(frozen=True)
@@ -436,13 +448,16 @@ def try_migrate_run(setup, mode, scenario):
 
 def run_loop(setup, plan, baselines=None):
     """The run loop of the demo, the benchmark, the soak and the end-to-end
-    check: one migration for each (label, scenario, mode name) of @plan, in
-    order, saying what runs and how it went.  Yields each RunResult, with
-    its limit when @baselines are given."""
+    check: one migration for each (label, scenario, mode) of @plan, in
+    order, saying what runs and how it went; a mode is a Mode or the name of
+    one.  Yields each RunResult, with its limit when @baselines are
+    given."""
     for label, scenario, mode in plan:
         progress(label)
         start = time.monotonic()
-        r = try_migrate_run(setup, MODES[mode], scenario)
+        if not isinstance(mode, Mode):
+            mode = MODES[mode]
+        r = try_migrate_run(setup, mode, scenario)
         if baselines is not None:
             r.limit_mb = limit_mb(baselines, r)
         progress('   %.0f MB sent, %s ms, %s (%.0f s)' %
