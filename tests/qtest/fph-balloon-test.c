@@ -81,6 +81,14 @@ static void start_migration(QTestState *src, QTestState *dst)
     migrate_qmp(src, uri, "{}");
 }
 
+/* A migration at the default bandwidth, start to end */
+static void migrate_unthrottled(QTestState *src, QTestState *dst)
+{
+    start_migration(src, dst);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+}
+
 static void start_slow_migration(QTestState *src, QTestState *dst)
 {
     fph_set_max_bandwidth(src, 64 * 1024);
@@ -193,6 +201,17 @@ static void start_guest(FphDriver *g, QTestState *qts)
     fph_driver_init(g, qts, true);
     fill_data(qts, 1);
     fph_driver_post_slot(g);
+}
+
+/* The reported pages were never sent, every other page was. */
+static void check_first_half_skipped(QTestState *dst)
+{
+    uint64_t page;
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
+                        page < FREE_PAGES ? 0 : data_value(page, 1));
+    }
 }
 
 /* Every data page on the destination has its first data, but rewritten
@@ -364,9 +383,7 @@ static void test_slot_survives_migration(void)
     /* Postcopy possible: no request, the device keeps holding the slot. */
     set_capability(src, "postcopy-ram");
     set_capability(dst, "postcopy-ram");
-    start_migration(src, dst);
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    migrate_unthrottled(src, dst);
 
     /* Now the destination migrates on: it answers the slot it holds. */
     fph_driver_moved_to(&g, dst);
@@ -492,9 +509,7 @@ static void test_postcopy_no_hints(void)
     start_guest(&g, src);
     set_capability(src, "postcopy-ram");
     set_capability(dst, "postcopy-ram");
-    start_migration(src, dst);
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    migrate_unthrottled(src, dst);
     g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
@@ -690,6 +705,265 @@ static void test_cancel_during_wait(void)
     qtest_quit(src);
 }
 
+/* Send a chain of a device-readable and a device-writable buffer. */
+static void send_mixed_chain(FphDriver *g, const void *chunk, size_t len)
+{
+    uint64_t out = guest_alloc(&g->alloc, len);
+    uint64_t in = guest_alloc(&g->alloc, FPB_REQ_SIZE);
+    uint32_t head;
+
+    qtest_memwrite(g->qts, out, chunk, len);
+    head = qvirtqueue_add(g->qts, g->vq, out, len, false, true);
+    qvirtqueue_add(g->qts, g->vq, in, FPB_REQ_SIZE, true, false);
+    qvirtqueue_kick(g->qts, &g->dev->vdev, g->vq, head);
+    qvirtio_wait_used_elem(g->qts, &g->dev->vdev, g->vq, head, NULL,
+                           TIMEOUT_US);
+}
+
+/*
+ * Messages a hostile or broken driver may send while a request is
+ * current, beyond the parser's classes: each is counted as bad input
+ * exactly once, none is applied, and the migration moves every page.
+ */
+static void test_hostile_messages(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    uint64_t first_pfn = DATA_START / PAGE;
+    g_autofree uint8_t *chunk = NULL;
+    g_autofree uint8_t *huge = NULL;
+    uint64_t mmio;
+    uint32_t head;
+    size_t len;
+    FphDriver g;
+    uint32_t cmd_id;
+
+    start_guest(&g, src);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    chunk = fph_chunk_new(&len, cmd_id, 0, first_pfn, 64, 0, 64);
+
+    /* Longer than the largest chunk the protocol allows */
+    huge = g_malloc0(FPB_CHUNK_HEADER_SIZE + FPB_MAX_CHUNK_BITS / 8 + 8);
+    fpb_build_chunk_header(huge, cmd_id, 0, first_pfn, PAGE,
+                           FPB_MAX_CHUNK_BITS);
+    fph_driver_send(&g, huge, FPB_CHUNK_HEADER_SIZE +
+                    FPB_MAX_CHUNK_BITS / 8 + 8);
+    /* A chunk chained to a device-writable buffer */
+    send_mixed_chain(&g, chunk, len);
+    /* Pages smaller than the target page */
+    fpb_build_chunk_header(chunk, cmd_id, 0, first_pfn, PAGE / 2, 64);
+    fph_driver_send(&g, chunk, len);
+    /* A chunk read from the device's own registers */
+    mmio = fph_driver_common_cfg(&g);
+    head = qvirtqueue_add(src, g.vq, mmio, FPB_CHUNK_HEADER_SIZE + 8, false,
+                          false);
+    qvirtqueue_kick(src, &g.dev->vdev, g.vq, head);
+    qvirtio_wait_used_elem(src, &g.dev->vdev, g.vq, head, NULL, TIMEOUT_US);
+
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+                     ==, 4);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-pages-skipped"),
+                     ==, 0);
+    g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
+    finish_migration(src, dst);
+    check_unchanged(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * A zero-length buffer breaks the virtqueue rules: the device stops and
+ * asks for a reset (VIRTIO_CONFIG_S_NEEDS_RESET), QEMU keeps running, and
+ * a driver that resets and sets up again gets working hints.
+ */
+static void test_zero_length_buffer(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_US;
+    FphDriver g;
+    uint64_t addr;
+    uint32_t head, cmd_id;
+
+    start_guest(&g, src);
+    addr = guest_alloc(&g.alloc, 64);
+    head = qvirtqueue_add(src, g.vq, addr, 0, false, false);
+    qvirtqueue_kick(src, &g.dev->vdev, g.vq, head);
+    while (!(fph_driver_status(&g) & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        qtest_clock_step(src, 100);
+    }
+
+    fph_driver_init(&g, src, true);
+    fph_driver_post_slot(&g);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * A flood of chunks of a request that ended: all counted as stale, none
+ * applied, each turn of the main loop bounded, and the migration
+ * completes with every page.
+ */
+static void test_flood_of_stale_chunks(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    const unsigned int batches = 400, per_batch = 50;
+    g_autofree uint8_t *chunk = NULL;
+    size_t len;
+    unsigned int i;
+    FphDriver g;
+    uint32_t cmd_id;
+
+    start_guest(&g, src);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate_cancel' }");
+    wait_for_migration_status(src, "cancelled", NULL);
+    qtest_set_expected_status(dst, EXIT_FAILURE);
+    qtest_quit(dst);
+
+    chunk = fph_chunk_new(&len, cmd_id, 0, DATA_START / PAGE, 64, 0, 64);
+    for (i = 0; i < batches; i++) {
+        fph_driver_send_queued(&g, chunk, len, per_batch);
+    }
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+                     batches * per_batch);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-stale-chunks"),
+                     ==, batches * per_batch);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-pages-skipped"),
+                     ==, 0);
+
+    dst = start_qemu("-incoming defer");
+    start_migration(src, dst);
+    finish_migration(src, dst);
+    check_unchanged(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * A driver that never posts a request buffer gets no request, and holds
+ * the first pass for free-page-hint-wait at most: the migration
+ * completes.
+ */
+static void test_no_slot_ever(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    FphDriver g;
+
+    fph_driver_init(&g, src, true);
+    fill_data(src, 1);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-wait': 500 } }");
+    migrate_unthrottled(src, dst);
+    check_unchanged(dst);
+    /* Asked at every sync (free-page-hint-repeat), never answered */
+    g_assert_cmpuint(migrate_stat(src, "requests"), >=, 1);
+    g_assert_cmpuint(migrate_stat(src, "answered"), ==, 0);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * Features written after FEATURES_OK are ignored (the virtio core refuses
+ * them): the device keeps the negotiated protocol and hints work.
+ */
+static void test_features_after_features_ok(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    FphDriver g;
+    uint32_t cmd_id;
+
+    start_guest(&g, src);
+    qvirtio_set_features(&g.dev->vdev, 1ULL << VIRTIO_F_VERSION_1);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * A reset while chunks wait for the next turn of the main loop: they are
+ * dropped with the queue, nothing more is applied, and the device works
+ * after the driver sets it up again.
+ */
+static void test_reset_between_turns(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    g_autofree uint8_t *chunk = NULL;
+    uint64_t chunks;
+    size_t len;
+    FphDriver g;
+    uint32_t cmd_id;
+
+    start_guest(&g, src);
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request(&g);
+    chunk = fph_chunk_new(&len, cmd_id, 0, 0, FPB_MAX_CHUNK_BITS,
+                          DATA_START / PAGE, FREE_PAGES);
+    fph_driver_queue(&g, chunk, len, 3);
+    fph_driver_reset(&g);
+    /* Some turns may have run before the reset, none runs after it. */
+    chunks = fph_balloon_counter(src, "free-page-bitmap-chunks");
+    g_assert_cmpuint(chunks, >=, 1);
+    g_assert_cmpuint(chunks, <=, 3);
+    qtest_clock_step(src, 1000);
+    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+                     chunks);
+    g_assert_cmpuint(fph_balloon_counter(src,
+                                         "free-page-bitmap-pages-skipped"),
+                     ==, FREE_PAGES);
+
+    fph_driver_init(&g, src, true);
+    fph_driver_post_slot(&g);
+    finish_migration(src, dst);
+    check_first_half_skipped(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+/*
+ * The free page bitmap's queue index only matches on both sides when the
+ * features before it are negotiated too: FEATURES_OK is refused without.
+ */
+static void test_bitmap_without_dependencies(void)
+{
+    QTestState *qts = start_qemu("");
+    FphDriver g;
+
+    fph_driver_init(&g, qts, false);
+    fph_driver_reset(&g);
+    /* Not qvirtio_set_features(), which insists on FEATURES_OK */
+    g.dev->vdev.bus->set_features(&g.dev->vdev,
+                                  (1ULL << VIRTIO_F_VERSION_1) |
+                                  (1ULL << FPH_FEATURE_BITMAP));
+    g.dev->vdev.bus->set_status(&g.dev->vdev,
+                                fph_driver_status(&g) |
+                                VIRTIO_CONFIG_S_FEATURES_OK);
+    g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_FEATURES_OK, ==,
+                    0);
+    qtest_quit(qts);
+}
+
 /* A driver that does not negotiate the bitmap sees the stock device. */
 static void test_not_negotiated(void)
 {
@@ -699,9 +973,7 @@ static void test_not_negotiated(void)
 
     fph_driver_init(&g, src, false);
     fill_data(src, 1);
-    start_migration(src, dst);
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    migrate_unthrottled(src, dst);
     g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
@@ -791,6 +1063,18 @@ int main(int argc, char **argv)
                    test_slot_survives_migration);
     qtest_add_func("/fph-balloon/migrate/bad-input", test_bad_input);
     qtest_add_func("/fph-balloon/hostile/slot-in-mmio", test_slot_in_mmio);
+    qtest_add_func("/fph-balloon/hostile/messages", test_hostile_messages);
+    qtest_add_func("/fph-balloon/hostile/zero-length-buffer",
+                   test_zero_length_buffer);
+    qtest_add_func("/fph-balloon/hostile/flood-of-stale-chunks",
+                   test_flood_of_stale_chunks);
+    qtest_add_func("/fph-balloon/hostile/no-slot-ever", test_no_slot_ever);
+    qtest_add_func("/fph-balloon/hostile/features-after-features-ok",
+                   test_features_after_features_ok);
+    qtest_add_func("/fph-balloon/hostile/reset-between-turns",
+                   test_reset_between_turns);
+    qtest_add_func("/fph-balloon/hostile/bitmap-without-dependencies",
+                   test_bitmap_without_dependencies);
     qtest_add_func("/fph-balloon/hostile/cancel-during-wait",
                    test_cancel_during_wait);
     qtest_add_func("/fph-balloon/hostile/queue-of-largest-chunks",

@@ -167,31 +167,46 @@ void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
     guest_free(&d->alloc, addr);
 }
 
-void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
-                            unsigned int n)
+void fph_driver_queue(FphDriver *d, const void *chunk, size_t len,
+                      unsigned int n)
 {
     QVirtioDevice *vdev = &d->dev->vdev;
-    g_autofree uint64_t *addr = g_new(uint64_t, n);
-    g_autofree uint32_t *head = g_new(uint32_t, n);
     /* The avail ring: flags, idx, ring[] (x86: little endian, as qtest) */
     uint16_t idx = qtest_readw(d->qts, d->vq->avail + 2);
     unsigned int i;
 
+    if (!d->queued_addr) {
+        d->queued_addr = g_array_new(false, false, sizeof(uint64_t));
+        d->queued_head = g_array_new(false, false, sizeof(uint32_t));
+    }
+    if (!d->queued_head->len) {
+        d->queued_first_desc = d->vq->free_head;
+    }
     for (i = 0; i < n; i++) {
-        addr[i] = guest_alloc(&d->alloc, len);
-        qtest_memwrite(d->qts, addr[i], chunk, len);
-        head[i] = qvirtqueue_add(d->qts, d->vq, addr[i], len, false, false);
+        uint64_t addr = guest_alloc(&d->alloc, len);
+        uint32_t head;
+
+        qtest_memwrite(d->qts, addr, chunk, len);
+        head = qvirtqueue_add(d->qts, d->vq, addr, len, false, false);
         qtest_writew(d->qts, d->vq->avail + 4 + 2 * ((idx + i) % d->vq->size),
-                     head[i]);
+                     head);
+        g_array_append_val(d->queued_addr, addr);
+        g_array_append_val(d->queued_head, head);
     }
     /* Publish them all, then notify once. */
     qtest_writew(d->qts, d->vq->avail + 2, idx + n);
     vdev->bus->virtqueue_kick(vdev, d->vq);
+}
+
+void fph_driver_wait_queued(FphDriver *d)
+{
+    guint i;
+
     /*
      * One interrupt may stand for several of them: read the used ring,
      * not the interrupt status as qvirtio_wait_used_elem() does.
      */
-    for (i = 0; i < n; i++) {
+    for (i = 0; d->queued_head && i < d->queued_head->len; i++) {
         gint64 deadline = g_get_monotonic_time() + FPH_TIMEOUT_US;
         uint32_t got;
 
@@ -199,10 +214,29 @@ void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
             g_assert(g_get_monotonic_time() < deadline);
             qtest_clock_step(d->qts, 100);
         }
-        g_assert_cmpuint(got, ==, head[i]);
-        guest_free(&d->alloc, addr[i]);
+        g_assert_cmpuint(got, ==, g_array_index(d->queued_head, uint32_t, i));
+        guest_free(&d->alloc, g_array_index(d->queued_addr, uint64_t, i));
+    }
+    if (d->queued_head && d->queued_head->len) {
+        /*
+         * libqos hands out descriptors once: take back the ones just
+         * returned, the last handed out, so a flood fits in the ring.
+         */
+        g_assert_cmpuint(d->vq->free_head, ==,
+                         d->queued_first_desc + d->queued_head->len);
+        d->vq->free_head = d->queued_first_desc;
+        d->vq->num_free += d->queued_head->len;
+        g_array_set_size(d->queued_head, 0);
+        g_array_set_size(d->queued_addr, 0);
     }
     d->dev->vdev.bus->get_queue_isr_status(&d->dev->vdev, d->vq);
+}
+
+void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
+                            unsigned int n)
+{
+    fph_driver_queue(d, chunk, len, n);
+    fph_driver_wait_queued(d);
 }
 
 uint8_t *fph_chunk_new(size_t *len, uint32_t cmd_id, uint32_t flags,

@@ -33,6 +33,10 @@ typedef struct FphDriver {
     QVirtQueue *hint_vq;        /* the stock free page hint queue */
     uint64_t slot;              /* guest address of the posted buffer */
     uint32_t slot_head;
+    /* Chunks queued by fph_driver_queue(), not yet seen used */
+    GArray *queued_addr;
+    GArray *queued_head;
+    uint32_t queued_first_desc; /* reused once they are all back */
 } FphDriver;
 
 /*
@@ -60,6 +64,10 @@ void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
  */
 void fph_driver_send_queued(FphDriver *d, const void *chunk, size_t len,
                             unsigned int n);
+/* The same in two steps: queue and notify, then wait for them all. */
+void fph_driver_queue(FphDriver *d, const void *chunk, size_t len,
+                      unsigned int n);
+void fph_driver_wait_queued(FphDriver *d);
 
 /*
  * A chunk of @nr_bits pages of 4 KiB from @first_pfn, with pages
