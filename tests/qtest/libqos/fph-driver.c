@@ -126,13 +126,29 @@ void fph_driver_post_slot(FphDriver *d)
     qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, d->slot_head);
 }
 
+/*
+ * Polled in real time: qvirtio_wait_used_elem() steps the qtest clock,
+ * which does not exist when a real accelerator runs the guest.
+ */
+void fph_driver_wait_used(FphDriver *d, QVirtQueue *vq, uint32_t head,
+                          uint32_t *len)
+{
+    gint64 deadline = g_get_monotonic_time() + FPH_TIMEOUT_US;
+    uint32_t got;
+
+    while (!qvirtqueue_get_buf(d->qts, vq, &got, len)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(100);
+    }
+    g_assert_cmpuint(got, ==, head);
+}
+
 uint32_t fph_driver_wait_request(FphDriver *d)
 {
     uint8_t req[FPB_REQ_SIZE];
     uint32_t len = 0, cmd_id, flags;
 
-    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, d->slot_head,
-                           &len, FPH_TIMEOUT_US);
+    fph_driver_wait_used(d, d->vq, d->slot_head, &len);
     g_assert_cmpuint(len, ==, FPB_REQ_SIZE);
     qtest_memread(d->qts, d->slot, req, sizeof(req));
     fpb_parse_request(req, &cmd_id, &flags);
@@ -148,8 +164,7 @@ void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
     qtest_memwrite(d->qts, addr, chunk, len);
     head = qvirtqueue_add(d->qts, d->vq, addr, len, false, false);
     qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, head);
-    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, head, NULL,
-                           FPH_TIMEOUT_US);
+    fph_driver_wait_used(d, d->vq, head, NULL);
     guest_free(&d->alloc, addr);
 }
 
