@@ -133,12 +133,29 @@ void fph_driver_post_slot_at(FphDriver *d, uint64_t gpa)
     qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, d->slot_head);
 }
 
+/*
+ * Polled in real time: qvirtio_wait_used_elem() steps the qtest clock,
+ * which does not exist when a real accelerator runs the guest, and reads
+ * the interrupt status, which stands for several buffers at once.
+ */
+void fph_driver_wait_used(FphDriver *d, QVirtQueue *vq, uint32_t head,
+                          uint32_t *len)
+{
+    gint64 deadline = g_get_monotonic_time() + FPH_TIMEOUT_US;
+    uint32_t got;
+
+    while (!qvirtqueue_get_buf(d->qts, vq, &got, len)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(100);
+    }
+    g_assert_cmpuint(got, ==, head);
+}
+
 uint32_t fph_driver_wait_slot(FphDriver *d)
 {
     uint32_t len = 0;
 
-    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, d->slot_head,
-                           &len, FPH_TIMEOUT_US);
+    fph_driver_wait_used(d, d->vq, d->slot_head, &len);
     return len;
 }
 
@@ -162,8 +179,7 @@ void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
     qtest_memwrite(d->qts, addr, chunk, len);
     head = qvirtqueue_add(d->qts, d->vq, addr, len, false, false);
     qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, head);
-    qvirtio_wait_used_elem(d->qts, &d->dev->vdev, d->vq, head, NULL,
-                           FPH_TIMEOUT_US);
+    fph_driver_wait_used(d, d->vq, head, NULL);
     guest_free(&d->alloc, addr);
 }
 
@@ -202,19 +218,9 @@ void fph_driver_wait_queued(FphDriver *d)
 {
     guint i;
 
-    /*
-     * One interrupt may stand for several of them: read the used ring,
-     * not the interrupt status as qvirtio_wait_used_elem() does.
-     */
     for (i = 0; d->queued_head && i < d->queued_head->len; i++) {
-        gint64 deadline = g_get_monotonic_time() + FPH_TIMEOUT_US;
-        uint32_t got;
-
-        while (!qvirtqueue_get_buf(d->qts, d->vq, &got, NULL)) {
-            g_assert(g_get_monotonic_time() < deadline);
-            qtest_clock_step(d->qts, 100);
-        }
-        g_assert_cmpuint(got, ==, g_array_index(d->queued_head, uint32_t, i));
+        fph_driver_wait_used(d, d->vq,
+                             g_array_index(d->queued_head, uint32_t, i), NULL);
         guest_free(&d->alloc, g_array_index(d->queued_addr, uint64_t, i));
     }
     if (d->queued_head && d->queued_head->len) {

@@ -56,6 +56,13 @@ uint32_t fph_driver_wait_request(FphDriver *d);
 /* Wait for the posted buffer to come back; returns the bytes written. */
 uint32_t fph_driver_wait_slot(FphDriver *d);
 
+/*
+ * Wait until the device used the buffer at @head of @vq.  Works with any
+ * accelerator (no qtest clock), so also with KVM running a real guest.
+ */
+void fph_driver_wait_used(FphDriver *d, QVirtQueue *vq, uint32_t head,
+                          uint32_t *len);
+
 /* Send a chunk of @len bytes and wait until the device consumed it. */
 void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
 /*
