@@ -329,6 +329,7 @@ bool free_page_hint_query(FreePageHintCounters *sum)
         sum->bitmap_bytes += c->bitmap_bytes;
         sum->skipped_pages += c->skipped_pages;
         sum->latency_us = MAX(sum->latency_us, c->latency_us);
+        sum->longest_turn_us = MAX(sum->longest_turn_us, c->longest_turn_us);
     }
     return any;
 }

@@ -116,6 +116,8 @@ class RunResult:
     zero_pages: int = 0
     free_pages_skipped: Optional[int] = None
     hint_latency_us: Optional[int] = None
+    # The longest turn of QEMU's main loop spent on hints (BQL held)
+    hint_turn_us: Optional[int] = None
     live_mib: int = 0
     pages_checked: Optional[int] = None
     pages_wrong: Optional[int] = None
@@ -419,6 +421,7 @@ def migrate_run(setup, mode, scenario, rundir):
             zero_pages=ram.get('duplicate', 0),
             free_pages_skipped=hints.get('skipped-pages'),
             hint_latency_us=hints.get('latency'),
+            hint_turn_us=hints.get('longest-turn'),
             live_mib=live, pages_checked=checked, pages_wrong=wrong,
             guest_alive=alive,
             kernel_complaints=sorted(set(console_bad + dmesg_bad))[:10],

@@ -9,6 +9,7 @@ COLUMNS = [
     ('scenario', 'scenario'), ('mode', 'mode'), ('total_ms', 'total ms'),
     ('downtime_ms', 'downtime ms'), ('mb_sent', 'MB sent'),
     ('skipped', 'skipped free/zero'), ('hint_latency_ms', 'hint ms'),
+    ('hint_turn_ms', 'turn ms'),
     ('limit_mb', 'limit MB'), ('check', 'data check'),
 ]
 
@@ -16,12 +17,14 @@ COLUMNS = [
 def table_row(r):
     free = r.free_pages_skipped
     lat = r.hint_latency_us
+    turn = r.hint_turn_us
     return {
         'scenario': r.scenario, 'mode': r.mode,
         'total_ms': r.total_ms, 'downtime_ms': r.downtime_ms,
         'mb_sent': r.mb_sent,
         'skipped': '%s/%s' % ('-' if free is None else free, r.zero_pages),
         'hint_latency_ms': '-' if not lat else '%.1f' % (lat / 1000),
+        'hint_turn_ms': '-' if turn is None else '%.1f' % (turn / 1000),
         'limit_mb': '-' if r.limit_mb is None else r.limit_mb,
         'check': r.check(),
     }
@@ -53,7 +56,7 @@ def median_rows(rows):
     for runs in groups.values():
         med = {}
         for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
-                  'free_pages_skipped', 'hint_latency_us'):
+                  'free_pages_skipped', 'hint_latency_us', 'hint_turn_us'):
             vals = [getattr(r, k) for r in runs
                     if getattr(r, k) is not None]
             m = statistics.median(vals) if vals else None

@@ -17,6 +17,7 @@
 #include "qemu/iov.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "qom/object.h"
 #include "exec/cpu-common.h"
 #include "exec/target_page.h"
@@ -314,6 +315,7 @@ static uint32_t fpb_handle_chunk(VirtIOBalloonFpb *fpb,
 static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
 {
     VirtIOBalloonFpb *fpb = &VIRTIO_BALLOON(vdev)->fpb;
+    int64_t start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     VirtQueueElement *elem;
     uint64_t bits = 0;
 
@@ -334,6 +336,9 @@ static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
         qemu_bh_schedule(fpb->next_turn);
     }
     virtio_notify(vdev, vq);
+    fpb->hint.counters.longest_turn_us =
+        MAX(fpb->hint.counters.longest_turn_us,
+            qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
 }
 
 static void fpb_drain(VirtIOBalloon *s)
@@ -530,6 +535,7 @@ void virtio_balloon_fpb_instance_init(VirtIOBalloon *s)
         { "free-page-bitmap-bytes", &c->bitmap_bytes },
         { "free-page-bitmap-pages-skipped", &c->skipped_pages },
         { "free-page-bitmap-latency-us", &c->latency_us },
+        { "free-page-bitmap-longest-turn-us", &c->longest_turn_us },
     };
     size_t i;
 

@@ -35,6 +35,7 @@ typedef struct FreePageHintCounters {
     uint64_t bitmap_bytes;  /* bitmap bytes of well-formed messages */
     uint64_t skipped_pages; /* dirty pages cleared from migration */
     uint64_t latency_us;    /* from the last request to its answer */
+    uint64_t longest_turn_us; /* of the main loop, spent on hints */
 } FreePageHintCounters;
 
 typedef struct FreePageHintSource FreePageHintSource;

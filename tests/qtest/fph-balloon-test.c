@@ -658,6 +658,11 @@ static void test_queue_of_largest_chunks(void)
     g_assert_cmpuint(fph_balloon_counter(src,
                                          "free-page-bitmap-pages-skipped"),
                      ==, FREE_PAGES);
+    /* What a turn cost is measured, for query-migrate and QOM alike */
+    g_assert_cmpuint(migrate_stat(src, "longest-turn"), >, 0);
+    g_assert_cmpuint(migrate_stat(src, "longest-turn"), ==,
+                     fph_balloon_counter(src,
+                                         "free-page-bitmap-longest-turn-us"));
     reuse_some_reported_pages(src);
     finish_migration(src, dst);
     check_destination(dst);
