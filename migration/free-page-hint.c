@@ -19,6 +19,9 @@
 #include "exec/address-spaces.h"
 #include "exec/memory.h"
 #include "exec/ramblock.h"
+#include "exec/target_page.h"
+#include "qemu/bitmap.h"
+#include "exec/ramblock.h"
 #include "sysemu/hostmem.h"
 #include "sysemu/runstate.h"
 #include "migration/misc.h"
@@ -132,6 +135,9 @@ bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len)
                                          guest_ram->len, gpa, len);
 }
 
+/* Dirty pages cleared between begin and end, for migration's count */
+static uint64_t cleared_in_message;
+
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound r)
 {
     if (!free_page_hint_round_is_current(r) || !ram_hint_lock()) {
@@ -139,16 +145,41 @@ bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound r)
         trace_free_page_hint_stale(r, round.current);
         return false;
     }
+    cleared_in_message = 0;
     return true;
+}
+
+/*
+ * The migration bitmap of the RAM block behind @r, checked against its
+ * length.  Its lazily cleared dirty log (clear_bmap) needs nothing: the
+ * round started by clearing all of it, and only a sync, which ends the
+ * round, sets it again.
+ */
+static unsigned long *block_bitmap(const GuestRamRange *r, uint64_t offset,
+                                   uint64_t len)
+{
+    RAMBlock *rb = r->block;
+
+    if (!rb || !rb->bmap || offset + len > rb->used_length) {
+        return NULL;
+    }
+    return rb->bmap;
 }
 
 static void skip_piece(const GuestRamRange *r, uint64_t offset,
                        uint64_t len, void *opaque)
 {
+    unsigned long *bmap = block_bitmap(r, offset, len);
     FreePageHintSource *src = opaque;
+    int bits = qemu_target_page_bits();
+    uint64_t start = offset >> bits, npages = len >> bits;
+    uint64_t cleared;
 
-    if (r->block) {
-        src->counters.skipped_pages += ram_hint_clear(r->block, offset, len);
+    if (bmap) {
+        cleared = bitmap_count_one_with_offset(bmap, start, npages);
+        bitmap_clear(bmap, start, npages);
+        src->counters.skipped_pages += cleared;
+        cleared_in_message += cleared;
     }
 }
 
@@ -160,9 +191,45 @@ void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len)
     }
 }
 
+typedef struct SkipBitmap {
+    FreePageHintSource *src;
+    uint64_t gpa;               /* of bit 0 */
+    const uint8_t *bitmap;
+} SkipBitmap;
+
+static void skip_bitmap_piece(const GuestRamRange *r, uint64_t offset,
+                              uint64_t len, void *opaque)
+{
+    unsigned long *bmap = block_bitmap(r, offset, len);
+    SkipBitmap *sb = opaque;
+    int bits = qemu_target_page_bits();
+    uint64_t gpa = r->gpa + (offset - r->offset);
+    uint64_t cleared;
+
+    if (bmap) {
+        cleared = guest_ram_clear_bits(bmap, offset >> bits, sb->bitmap,
+                                       (gpa - sb->gpa) >> bits, len >> bits);
+        sb->src->counters.skipped_pages += cleared;
+        cleared_in_message += cleared;
+    }
+}
+
+void free_page_hint_skip_bitmap(FreePageHintSource *src, uint64_t gpa,
+                                const uint8_t *bitmap, uint64_t nr_pages)
+{
+    SkipBitmap sb = { .src = src, .gpa = gpa, .bitmap = bitmap };
+
+    if (guest_ram) {
+        guest_ram_for_each_piece((GuestRamRange *)guest_ram->data,
+                                 guest_ram->len, gpa,
+                                 nr_pages << qemu_target_page_bits(),
+                                 skip_bitmap_piece, &sb);
+    }
+}
+
 void free_page_hint_end(FreePageHintSource *src)
 {
-    ram_hint_unlock();
+    ram_hint_unlock(cleared_in_message);
 }
 
 void free_page_hint_answered(FreePageHintSource *src, FreePageHintRound r)

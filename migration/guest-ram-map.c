@@ -8,6 +8,8 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/host-utils.h"
 #include "guest-ram-map.h"
 
 const GuestRamRange *guest_ram_find(const GuestRamRange *map, size_t n,
@@ -77,4 +79,38 @@ void guest_ram_for_each_piece(const GuestRamRange *map, size_t n,
 
         fn(r, r->offset + (from - r->gpa), to - from, opaque);
     }
+}
+
+/* @n (at most 64) bits of @src from bit @pos, reading no word past them */
+static uint64_t le_bits(const uint8_t *src, uint64_t pos, unsigned int n)
+{
+    unsigned int shift = pos % 64;
+    uint64_t bits = ldq_le_p(src + pos / 64 * 8) >> shift;
+
+    if (shift && shift + n > 64) {
+        bits |= ldq_le_p(src + pos / 64 * 8 + 8) << (64 - shift);
+    }
+    return n == 64 ? bits : bits & ((1ULL << n) - 1);
+}
+
+uint64_t guest_ram_clear_bits(unsigned long *dst, uint64_t dst_start,
+                              const uint8_t *src, uint64_t src_start,
+                              uint64_t nbits)
+{
+    const unsigned int word_bits = sizeof(unsigned long) * 8;
+    uint64_t cleared = 0;
+
+    while (nbits) {
+        unsigned long *word = dst + dst_start / word_bits;
+        unsigned int bit = dst_start % word_bits;
+        unsigned int n = MIN(nbits, (uint64_t)word_bits - bit);
+        unsigned long mask = (unsigned long)le_bits(src, src_start, n) << bit;
+
+        cleared += ctpop64(*word & mask);
+        *word &= ~mask;
+        dst_start += n;
+        src_start += n;
+        nbits -= n;
+    }
+    return cleared;
 }

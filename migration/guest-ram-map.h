@@ -41,4 +41,15 @@ void guest_ram_for_each_piece(const GuestRamRange *map, size_t n,
                               uint64_t gpa, uint64_t len,
                               GuestRamPieceFunc *fn, void *opaque);
 
+/*
+ * Clear from @dst (a host bitmap, as QEMU's bitmap.h keeps them) the bits
+ * [@dst_start, @dst_start + @nbits) whose counterparts in @src, a bitmap
+ * of little-endian 64-bit words, bits [@src_start, @src_start + @nbits),
+ * are set.  Returns how many bits of @dst were set and are now clear.
+ * Word by word: a bitmap of one-page runs costs no more than a full one.
+ */
+uint64_t guest_ram_clear_bits(unsigned long *dst, uint64_t dst_start,
+                              const uint8_t *src, uint64_t src_start,
+                              uint64_t nbits);
+
 #endif

@@ -88,6 +88,12 @@ bool free_page_hint_round_is_current(FreePageHintRound round);
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound round);
 bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len);
 void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
+/*
+ * The same for the set bits of @bitmap (little-endian 64-bit words), one
+ * per target page from @gpa: word by word, however fragmented.
+ */
+void free_page_hint_skip_bitmap(FreePageHintSource *src, uint64_t gpa,
+                                const uint8_t *bitmap, uint64_t nr_pages);
 void free_page_hint_end(FreePageHintSource *src);
 /* The source's answer for @round is complete. */
 void free_page_hint_answered(FreePageHintSource *src,

@@ -151,6 +151,72 @@ static void test_not_migrating_block(void **state)
     assert_null(p.range[0]->block);
 }
 
+/* Bit @i of a little-endian word bitmap, and of a host bitmap */
+static bool le_bit(const uint8_t *src, uint64_t i)
+{
+    return src[i / 8] >> (i % 8) & 1;
+}
+
+static bool host_bit(const unsigned long *b, uint64_t i)
+{
+    const unsigned int w = sizeof(unsigned long) * 8;
+
+    return b[i / w] >> (i % w) & 1;
+}
+
+/* Every offset pair and length against a bit-by-bit reference */
+static void test_clear_bits(void **state)
+{
+    enum { WORDS = 6, BITS = WORDS * 64 };
+    uint8_t src[WORDS * 8];
+    unsigned long dst[BITS / (sizeof(unsigned long) * 8)];
+    unsigned long before[ARRAY_SIZE(dst)];
+    uint64_t seed = 0x9e3779b97f4a7c15ULL;
+    unsigned int i, ds, ss, n;
+
+    for (i = 0; i < sizeof(src); i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        src[i] = seed >> 56;
+    }
+    for (ds = 0; ds < 130; ds += 7) {
+        for (ss = 0; ss < 130; ss += 5) {
+            for (n = 0; n + ds <= BITS - 64 && n + ss <= BITS - 64;
+                 n += 13) {
+                uint64_t want = 0, got;
+                uint64_t k;
+
+                for (i = 0; i < ARRAY_SIZE(dst); i++) {
+                    seed = seed * 6364136223846793005ULL + 1;
+                    dst[i] = before[i] = (unsigned long)(seed >> 7);
+                }
+                got = guest_ram_clear_bits(dst, ds, src, ss, n);
+                for (k = 0; k < BITS; k++) {
+                    bool in = k >= ds && k < ds + n;
+                    bool hinted = in && le_bit(src, ss + (k - ds));
+                    bool was = host_bit(before, k);
+
+                    want += hinted && was;
+                    assert_int_equal(host_bit(dst, k), was && !hinted);
+                }
+                assert_int_equal(got, want);
+            }
+        }
+    }
+}
+
+/* The last bits of the source: no word past them is read */
+static void test_clear_bits_at_the_end(void **state)
+{
+    uint64_t *src = malloc(8);
+    unsigned long dst[2] = { ~0UL, ~0UL };
+
+    src[0] = 0x8000000000000001ULL;     /* little endian host here */
+    assert_int_equal(guest_ram_clear_bits(dst, 3, (uint8_t *)src, 60, 4),
+                     1);
+    assert_int_equal(dst[0], ~(1UL << 6));
+    free(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +227,8 @@ int main(void)
         cmocka_unit_test(test_hole_passed_over),
         cmocka_unit_test(test_outside_everything),
         cmocka_unit_test(test_not_migrating_block),
+        cmocka_unit_test(test_clear_bits),
+        cmocka_unit_test(test_clear_bits_at_the_end),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

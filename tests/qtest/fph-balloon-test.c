@@ -284,6 +284,13 @@ static void test_repeat(void)
     /* The first answer reports nothing free: every page goes out. */
     fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 0);
     fph_driver_post_slot(&g);
+    /*
+     * With a generous downtime limit the next size check syncs at once;
+     * with a small one, a loaded host may measure no bandwidth and switch
+     * over with nothing left to send and no sync at all.
+     */
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'downtime-limit': 10000 } }");
     fph_set_max_bandwidth(src, 1ULL << 30);
     wait_for_migration_status(src, "pre-switchover", NULL);
 

@@ -21,4 +21,9 @@ static inline int clz64(uint64_t val)
     return val ? __builtin_clzll(val) : 64;
 }
 
+static inline int ctpop64(uint64_t val)
+{
+    return __builtin_popcountll(val);
+}
+
 #endif
