@@ -20,9 +20,11 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, 'build', 'fuzz')
 SEEDS = os.path.join(TOP, 'tests', 'fuzz', 'corpus')
 
-# target: the largest input it tries (a chunk of 64 Ki bits)
+# target: the largest input it tries (a chunk of 64 Ki bits; a few
+# hundred queue operations)
 TARGETS = {
     'free-page-bitmap': 8192,
+    'balloon-queue': 4096,
 }
 
 DONE = re.compile(r'^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/')

@@ -81,6 +81,80 @@ def bitmap_cases():
     }
 
 
+# The balloon queue target: a features byte, a RAM table, operations
+FEATURES = 0x3b     # stats, free page hint, reporting (offered), bitmap
+OP_SLOT, OP_CHUNK, OP_RAW, OP_BIG, OP_KICK, OP_BH, OP_ROUND, OP_SYNC, \
+    OP_RESET, OP_FEATURES, OP_LOCK, OP_LOAD, OP_END, OP_SCRIBBLE = range(14)
+NO_KICK = 0x40
+
+
+def slot(size=8, mmio=False):
+    return bytes([OP_SLOT, size, 2 if mmio else 0])
+
+
+def q_chunk(last=True, range_idx=0, delta=16, words=2, bits=(),
+            shape=0, extra=b'', cmd=0, op=OP_CHUNK):
+    """A chunk op: command id choice (0 the last issued, 1 the one before,
+    2 the next, 3 the next four bytes), bits set in nr_bits = 64 * words."""
+    bitmap = bytearray(8 * words)
+    for b in bits:
+        bitmap[b // 8] |= 1 << (b % 8)
+    how = bytes([cmd & 3]) + (struct.pack('<I', cmd >> 2) if cmd & 3 == 3
+                              else b'')
+    return (bytes([op]) + how + bytes([shape | (1 if last else 0),
+                                       range_idx, 0, delta & 0xff,
+                                       words - 1]) +
+            bytes(bitmap) + extra + b'\0')
+
+
+def big_chunk(pattern=0xff, log_bits=17, no_kick=False, longer=0):
+    """A chunk of 2^log_bits * 64 bits, all free if @pattern is odd, its
+    first and last words @pattern, maybe @longer bytes longer than its
+    header says."""
+    shape = 1 | (16 if longer else 0)
+    return (bytes([OP_BIG | (NO_KICK if no_kick else 0), 0, shape, 0, 0, 0,
+                   log_bits, pattern & 1]) + bytes([pattern] * 16) +
+            (bytes([longer]) if longer else b'') + b'\0')
+
+
+def queue_cases():
+    start = slot() + bytes([OP_ROUND])
+    return {
+        'answer-in-one-chunk': start + q_chunk(bits=(0, 1, 70)),
+        'answer-in-two-chunks': start + q_chunk(last=False, bits=(3,)) +
+        q_chunk(delta=80, bits=(4, 5)),
+        'chunk-after-last': start + q_chunk() + q_chunk(bits=(9,)),
+        'stale-after-sync': start + bytes([OP_SYNC]) + q_chunk(bits=(1,)),
+        'stale-older-id': start + slot() + bytes([OP_ROUND]) +
+        q_chunk(cmd=1, bits=(1,)),
+        'unknown-id': start + q_chunk(cmd=3 | (0x1234 << 2), bits=(1,)),
+        'future-id': start + q_chunk(cmd=2, bits=(1,)),
+        'bits-in-hole': slot() + bytes([OP_ROUND]) +
+        q_chunk(range_idx=1, delta=-64 & 0xff, bits=(0, 100)),
+        'slot-in-mmio': slot(mmio=True) + bytes([OP_ROUND]) + slot(),
+        'slot-too-small': slot(size=4) + bytes([OP_ROUND]),
+        'slot-replaced': start + slot() + slot(),
+        'big-chunks-next-turn': start + big_chunk(no_kick=True) +
+        big_chunk(pattern=0x55, no_kick=True) + bytes([OP_KICK, OP_BH]),
+        'reset-during-request': start + bytes([OP_RESET]) + q_chunk(),
+        'loaded-then-run': start + q_chunk(op=OP_CHUNK | NO_KICK) +
+        bytes([OP_LOAD]),
+        'ids-wrap': bytes([OP_LOAD | 0x80]) + struct.pack(
+            '<IQ', 0xfffffffe, 5) + start + slot() + bytes([OP_ROUND]) +
+        slot() + bytes([OP_ROUND]) + q_chunk(cmd=1) + q_chunk(cmd=3),
+        'mixed-direction': bytes([OP_RAW | 0x80, 30]) + bytes(30),
+        'raw-garbage': bytes([OP_RAW, 10]) + bytes(range(10)),
+        'lock-fails': start + bytes([OP_LOCK]) + q_chunk(bits=(1,)),
+        'bad-length': start + q_chunk(shape=16, extra=b'\xff'),
+        'bad-page-size': start + q_chunk(shape=4,
+                                         extra=struct.pack('<I', 2048)),
+        'round-ended-before-slot': bytes([OP_ROUND, OP_SYNC]) + slot(),
+        'chunk-too-large': start + big_chunk(longer=8),
+        'slot-scribbled': slot() + bytes([OP_SCRIBBLE, OP_ROUND]) +
+        q_chunk(bits=(2,)),
+    }
+
+
 def write(target, cases):
     folder = os.path.join(CORPUS, target)
     os.makedirs(folder, exist_ok=True)
@@ -106,6 +180,16 @@ def main():
     cases['valid-walk-stopped'] = bytes([2 << 5]) + Q35 + chunk(
         bits=(0, 2, 4, 6))
     write('free-page-bitmap', cases)
+
+    cases = {}
+    for name, ops in queue_cases().items():
+        cases[name] = bytes([FEATURES]) + Q35 + ops
+    # The bitmap negotiated without its dependencies; page poisoning on
+    cases['features-bitmap-alone'] = bytes([0x10, 0]) + slot() + bytes(
+        [OP_ROUND])
+    cases['features-page-poison'] = bytes([0x1f]) + Q35 + slot() + bytes(
+        [OP_ROUND])
+    write('balloon-queue', cases)
 
 
 if __name__ == '__main__':
