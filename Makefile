@@ -93,7 +93,7 @@ lint: prepare
 check-series: prepare
 	@scripts/check-series.sh $(TOP) $(BUILD)
 
-check: qemu unit-tests
+check: qemu unit-tests fuzz-build
 	@$(PYTHON) scripts/run-checks.py
 
 demo: qemu
