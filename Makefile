@@ -15,7 +15,7 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
-	distclean check-series
+	distclean check-series fuzz fuzz-build
 
 all: qemu
 
@@ -23,11 +23,47 @@ help:
 	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
 	@echo "make check      lint, unit tests, qtests, guest end-to-end; one summary"
 	@echo "make lint       checkpatch.pl on our files and patches"
+	@echo "make fuzz       both fuzzers, FUZZ_SECONDS (600) each"
 	@echo "make check-series  build every prefix of patches/series"
 	@echo "make demo       the main job: migrate real guests, print results"
 	@echo "make soak       20 migrations of the stock guest with stock hints"
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make distclean  remove build/ (the fetched base included)"
+
+# The libFuzzer targets (docs/fuzzing.rst): our pure files and the
+# balloon's queue handler built with clang, without the QEMU tree, so they
+# need no ./configure.
+FUZZ_SECONDS ?= 600
+FUZZ_DIR := build/fuzz
+FUZZ_CC := clang
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter \
+	-Werror
+FUZZ_INC := -Itests/fph-unit/fake-qemu -Iinclude -Imigration
+FUZZ_HEADERS := $(wildcard tests/fuzz/*.h tests/fuzz/fake-qemu/*.h \
+	tests/fuzz/fake-qemu/*/*.h tests/fuzz/fake-qemu/*/*/*.h \
+	tests/fph-unit/fake-qemu/qemu/*.h include/*/*/*.h include/*/*.h \
+	migration/*.h)
+FUZZ_PURE := hw/virtio/free-page-bitmap.c migration/guest-ram-map.c
+
+fuzz-build: $(FUZZ_DIR)/fuzz-free-page-bitmap $(FUZZ_DIR)/fuzz-balloon-queue
+
+$(FUZZ_DIR)/fuzz-free-page-bitmap: tests/fuzz/fuzz-free-page-bitmap.c \
+		$(FUZZ_PURE) $(FUZZ_HEADERS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_PURE)
+
+# The device's file against the stand-ins of tests/fuzz/fake-qemu
+$(FUZZ_DIR)/fuzz-balloon-queue: tests/fuzz/fuzz-balloon-queue.c \
+		hw/virtio/virtio-balloon-fpb.c $(FUZZ_PURE) $(FUZZ_HEADERS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/fuzz/fake-qemu $(FUZZ_INC) \
+	    $$(pkg-config --cflags glib-2.0) -o $@ $< \
+	    hw/virtio/virtio-balloon-fpb.c $(FUZZ_PURE) \
+	    $$(pkg-config --libs glib-2.0)
+
+fuzz: fuzz-build
+	@$(PYTHON) scripts/run-fuzz.py --seconds $(FUZZ_SECONDS)
 
 ifeq ($(BUILD),)
 qemu prepare check lint unit-tests demo soak bench check-series:
@@ -57,7 +93,7 @@ lint: prepare
 check-series: prepare
 	@scripts/check-series.sh $(TOP) $(BUILD)
 
-check: qemu unit-tests
+check: qemu unit-tests fuzz-build
 	@$(PYTHON) scripts/run-checks.py
 
 demo: qemu
@@ -75,7 +111,7 @@ endif
 
 clean:
 	[ ! -d build/qemu ] || $(NINJA) -C build/qemu clean
-	rm -rf build/unit
+	rm -rf build/unit build/fuzz/fuzz-*
 
 distclean:
 	rm -rf build

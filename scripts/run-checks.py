@@ -2,7 +2,8 @@
 """Run qemu-fph's checks and print one summary line.
 
 Checks, in order: checkpatch.pl on our files and patches (lint), the cmocka
-unit tests, the qtests that cover what the fork changes (QEMU's own and
+unit tests, each libFuzzer target for FUZZ_CHECK_SECONDS (scripts/run-fuzz.py),
+the qtests that cover what the fork changes (QEMU's own and
 ours) against the fork's qemu-system-x86_64, and the end-to-end check that
 migrates qemu-fph's Linux guest (scripts/e2e-check.py).  Every test case counts
 once; upstream cases that cannot pass on this machine for reasons outside
@@ -10,6 +11,7 @@ the project are skipped by name from tests/skip-list, and listed.
 """
 
 import argparse
+import importlib.util
 import os
 import re
 import subprocess
@@ -39,6 +41,7 @@ UPSTREAM_QTESTS = [
 ]
 
 TEST_TIMEOUT = 30 * 60
+FUZZ_CHECK_SECONDS = 30
 TAP_LINE = re.compile(r'^(not ok|ok)\b\s*\d*\s*-?\s*(.*?)\s*(#\s*(\w+)(.*))?$')
 
 
@@ -148,6 +151,21 @@ def run_unit(res):
         run_tap(res, 'unit/' + t, [os.path.join(unit_dir, t)], env=env)
 
 
+def run_fuzz(res):
+    """Each fuzzer for a short while: a regression of what it found, or a
+    quick find, fails the check."""
+    spec = importlib.util.spec_from_file_location(
+        'run_fuzz', os.path.join(TOP, 'scripts', 'run-fuzz.py'))
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    for target in fuzz.TARGETS:
+        print('== fuzz %s for %d s' % (target, FUZZ_CHECK_SECONDS),
+              flush=True)
+        ok, line = fuzz.run(target, FUZZ_CHECK_SECONDS)
+        print('   ' + line, flush=True)
+        res.add('fuzz ' + target, ok)
+
+
 def qtest_paths(binary, wanted, env):
     """The test paths of a glib test binary that start with or contain one
     of the wanted strings."""
@@ -193,7 +211,8 @@ def run_qtests(res, only=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', action='append',
-                        help='lint, unit, qtest, e2e, or a qtest binary')
+                        help='lint, unit, fuzz, qtest, e2e, or a qtest '
+                        'binary')
     args = parser.parse_args()
     only = set(args.only or [])
     res = Results()
@@ -201,7 +220,9 @@ def main():
         run_lint(res)
     if not only or 'unit' in only:
         run_unit(res)
-    qtest_only = only - {'lint', 'unit', 'e2e'}
+    if not only or 'fuzz' in only:
+        run_fuzz(res)
+    qtest_only = only - {'lint', 'unit', 'fuzz', 'e2e'}
     if not only or qtest_only:
         run_qtests(res, None if 'qtest' in only or not only else qtest_only)
     if not only or 'e2e' in only:

@@ -93,7 +93,8 @@ FpbError fpb_parse_chunk(const void *buf, size_t len,
     if (chunk->flags & ~FPB_CHUNK_F_ALL) {
         return FPB_ERR_FLAGS;
     }
-    if (chunk->page_size < target_page_size ||
+    /* Not a power of two: 0 too, whatever the target page size says */
+    if (!chunk->page_size || chunk->page_size < target_page_size ||
         (chunk->page_size & (chunk->page_size - 1))) {
         return FPB_ERR_PAGE_SIZE;
     }

@@ -122,6 +122,24 @@ static void test_parse_page_size(void **state)
     }
 }
 
+/*
+ * Found by the fuzzer (docs/fuzzing.rst, finding 1): with a target page
+ * size of 0, a page size of 0 passed as a power of two, and the overflow
+ * check divided by it.
+ */
+static void test_parse_page_size_zero(void **state)
+{
+    FpbChunk chunk;
+    size_t len;
+    uint8_t *buf = make_chunk(&len, 1, 0, 0, 0, 64, NULL, 0);
+
+    assert_int_equal(fpb_parse_chunk(buf, len, 0, &chunk),
+                     FPB_ERR_PAGE_SIZE);
+    assert_int_equal(fpb_parse_chunk(buf, len, 1, &chunk),
+                     FPB_ERR_PAGE_SIZE);
+    free(buf);
+}
+
 static void test_parse_nr_bits(void **state)
 {
     static const uint32_t bad[] = { 0, 1, 63, 65, 100,
@@ -336,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_parse_short),
         cmocka_unit_test(test_parse_flags),
         cmocka_unit_test(test_parse_page_size),
+        cmocka_unit_test(test_parse_page_size_zero),
         cmocka_unit_test(test_parse_nr_bits),
         cmocka_unit_test(test_parse_length),
         cmocka_unit_test(test_parse_overflow),

@@ -1,0 +1,17 @@
+/*
+ * Stand-in for QEMU's exec/target_page.h. Used by the libFuzzer harness of
+ * the balloon's queue handler (tests/fuzz/fuzz-balloon-queue.c), which
+ * builds hw/virtio/virtio-balloon-fpb.c without QEMU.
+ *
+ * Copyright (c) 2026 The qemu-fph authors
+ *
+ * This work is licensed under the terms of the GNU GPL, version 2 or later.
+ * See the COPYING file in the top-level directory.
+ */
+
+#ifndef FUZZ_FAKE_TARGET_PAGE_H
+#define FUZZ_FAKE_TARGET_PAGE_H
+
+size_t qemu_target_page_size(void);
+
+#endif
