@@ -174,3 +174,16 @@ bool fpb_free_span(const FpbChunk *chunk, uint64_t *gpa, uint64_t *len)
     *len = (uint64_t)(end - first) * chunk->page_size;
     return true;
 }
+
+bool fpb_id_was_issued(uint32_t last, uint64_t issued, uint32_t id)
+{
+    uint32_t back = last - id;
+
+    if (!id || !issued) {
+        return false;
+    }
+    if (id > last) {
+        back--;                 /* the ids skipped 0 in between */
+    }
+    return back < MIN(issued, UINT32_MAX);
+}

@@ -189,13 +189,6 @@ static void fpb_take_slot(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
     }
 }
 
-/* Is @id one this device issued, now or earlier (ids wrap, skipping 0)? */
-static bool fpb_id_was_issued(VirtIOBalloonFpb *fpb, uint32_t id)
-{
-    return id && fpb->issued &&
-           (uint32_t)(fpb->cmd_id - id) < MIN(fpb->issued, UINT32_MAX);
-}
-
 static bool fpb_check_run(uint64_t gpa, uint64_t len, void *opaque)
 {
     return free_page_hint_is_guest_ram(gpa, len);
@@ -280,7 +273,7 @@ static uint32_t fpb_handle_chunk(VirtIOBalloonFpb *fpb,
         return 0;
     }
     fpb->hint.counters.bitmap_bytes += chunk.nr_bits / 8;
-    if (!fpb_id_was_issued(fpb, chunk.cmd_id)) {
+    if (!fpb_id_was_issued(fpb->cmd_id, fpb->issued, chunk.cmd_id)) {
         fpb_bad_input(fpb, FPB_ERR_UNKNOWN_ID, chunk.cmd_id);
         return 0;
     }
@@ -339,7 +332,7 @@ static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
     virtio_notify(vdev, vq);
     fpb->hint.counters.longest_turn_us =
         MAX(fpb->hint.counters.longest_turn_us,
-            qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start);
+            (uint64_t)(qemu_clock_get_us(QEMU_CLOCK_REALTIME) - start));
 }
 
 static void fpb_drain(VirtIOBalloon *s)

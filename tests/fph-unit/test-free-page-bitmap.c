@@ -323,6 +323,24 @@ static void test_free_span(void **state)
     free(buf);
 }
 
+static void test_id_was_issued(void **state)
+{
+    /* Nothing issued yet; 0 is never an id. */
+    assert_false(fpb_id_was_issued(0, 0, 1));
+    assert_false(fpb_id_was_issued(5, 5, 0));
+    /* Ids 1 to 5 */
+    assert_true(fpb_id_was_issued(5, 5, 1));
+    assert_true(fpb_id_was_issued(5, 5, 5));
+    assert_false(fpb_id_was_issued(5, 5, 6));
+    /* Ten ids across the wrap: 0xfffffff9 to 0xffffffff, then 1 to 3 */
+    assert_true(fpb_id_was_issued(3, 10, 0xfffffff9));
+    assert_true(fpb_id_was_issued(3, 10, 0xffffffff));
+    assert_false(fpb_id_was_issued(3, 10, 0xfffffff8));
+    assert_false(fpb_id_was_issued(3, 10, 4));
+    /* Every id ever issued */
+    assert_true(fpb_id_was_issued(3, 1ULL << 40, 4));
+}
+
 static void test_build_request(void **state)
 {
     uint32_t cmd_id, flags;
@@ -365,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_runs_huge_page_size),
         cmocka_unit_test(test_runs_max_chunk_all_free),
         cmocka_unit_test(test_free_span),
+        cmocka_unit_test(test_id_was_issued),
         cmocka_unit_test(test_build_request),
         cmocka_unit_test(test_error_strings),
     };

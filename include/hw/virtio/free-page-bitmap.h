@@ -96,6 +96,12 @@ bool fpb_for_each_free_run(const FpbChunk *chunk, FpbRunFunc *fn,
  */
 bool fpb_free_span(const FpbChunk *chunk, uint64_t *gpa, uint64_t *len);
 
+/*
+ * Is @id one of the last @issued command ids, @last the newest?  Ids count
+ * up from 1 and skip 0 when they wrap around.
+ */
+bool fpb_id_was_issued(uint32_t last, uint64_t issued, uint32_t id);
+
 /* Fill a request message into @buf (FPB_REQ_SIZE bytes), or read one */
 void fpb_build_request(void *buf, uint32_t cmd_id, uint32_t flags);
 void fpb_parse_request(const void *buf, uint32_t *cmd_id, uint32_t *flags);
