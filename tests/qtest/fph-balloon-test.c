@@ -829,7 +829,7 @@ static void test_flood_of_stale_chunks(void)
 {
     QTestState *src = start_qemu("");
     QTestState *dst = start_qemu("-incoming defer");
-    const unsigned int batches = 400, per_batch = 50;
+    const unsigned int batches = 2000, per_batch = 50;
     g_autofree uint8_t *chunk = NULL;
     size_t len;
     unsigned int i;
