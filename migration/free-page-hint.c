@@ -310,9 +310,14 @@ static void start_round(void)
 
     QLIST_FOREACH(src, &sources, next) {
         if (src->asked == round.current) {
+            FreePageHintRequest req = {
+                .round = round.current,
+                .drop_cache = migrate_free_page_hint_drop_cache(),
+            };
+
             src->asked_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
             src->counters.requests++;
-            src->ops->request(src, round.current);
+            src->ops->request(src, &req);
         }
     }
 }

@@ -71,6 +71,10 @@ MODES = {m.name: m for m in [
     Mode('bitmap', 'fph', 'free-page-hint=on',
          params={'free-page-hint-wait': 1000}),
     Mode('bitmap-nowait', 'fph', 'free-page-hint=on'),
+    # The guest drops its clean page cache before it reports.
+    Mode('bitmap-dropcache', 'fph', 'free-page-hint=on',
+         params={'free-page-hint-wait': 1000,
+                 'free-page-hint-drop-cache': True}),
     Mode('fph-off', 'fph', 'free-page-hint=off'),
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
     Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',

@@ -93,11 +93,12 @@ static void fpb_issue(VirtIOBalloonFpb *fpb)
      * reset must not free it a second time.
      */
     fpb->slot = NULL;
-    fpb_build_request(req, fpb->cmd_id, 0);
+    fpb_build_request(req, fpb->cmd_id, fpb->req_flags);
     iov_from_buf(slot->in_sg, slot->in_num, 0, req, sizeof(req));
     fpb_return_buffer(fpb, slot, sizeof(req));
     virtio_notify(VIRTIO_DEVICE(fpb_balloon(fpb)), fpb->vq);
-    trace_virtio_balloon_fpb_request(fpb->cmd_id, fpb->round);
+    trace_virtio_balloon_fpb_request(fpb->cmd_id, fpb->round,
+                                     fpb->req_flags);
 }
 
 /* The last chunk of the answer to cmd_id came. */
@@ -110,11 +111,13 @@ static void fpb_complete(VirtIOBalloonFpb *fpb)
 }
 
 /* Migration asks, with dirty tracking armed. */
-static void fpb_request(FreePageHintSource *hint, FreePageHintRound round)
+static void fpb_request(FreePageHintSource *hint,
+                        const FreePageHintRequest *req)
 {
     VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
 
-    fpb->round = round;
+    fpb->round = req->round;
+    fpb->req_flags = req->drop_cache ? FPB_REQ_F_DROP_CACHE : 0;
     fpb->state = FPB_WANT_SLOT;
     if (fpb->slot) {
         fpb_issue(fpb);

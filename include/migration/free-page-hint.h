@@ -40,14 +40,20 @@ typedef struct FreePageHintCounters {
 
 typedef struct FreePageHintSource FreePageHintSource;
 
+/* What migration asks a source for */
+typedef struct FreePageHintRequest {
+    FreePageHintRound round;    /* the token its reports must carry */
+    bool drop_cache;            /* drop clean page cache before reporting */
+} FreePageHintRequest;
+
 typedef struct FreePageHintSourceOps {
     /* Whether the source may hint in this migration (it is asked often). */
     bool (*can_hint)(FreePageHintSource *src);
     /*
      * Ask the guest now.  Dirty tracking already logs every write to
-     * migrating RAM; reports for this request carry @round.
+     * migrating RAM; reports for this request carry @req->round.
      */
-    void (*request)(FreePageHintSource *src, FreePageHintRound round);
+    void (*request)(FreePageHintSource *src, const FreePageHintRequest *req);
 } FreePageHintSourceOps;
 
 struct FreePageHintSource {

@@ -749,9 +749,11 @@ static void start_round(void)
     h.round++;
     h.round_open = true;
     if (h.src->ops->can_hint(h.src)) {
+        FreePageHintRequest req = { .round = h.round };
+
         h.src->counters.requests++;
         h.req_live = false;
-        h.src->ops->request(h.src, h.round);
+        h.src->ops->request(h.src, &req);
     }
 }
 

@@ -426,6 +426,35 @@ static void test_hints_off_reset(void)
     qtest_quit(qts);
 }
 
+/*
+ * free-page-hint-drop-cache: the request asks the guest to drop its clean
+ * page cache first (off by default: every other test sees no flag).
+ */
+static void test_drop_cache(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = start_qemu("-incoming defer");
+    g_autofree char *params = NULL;
+    FphDriver g;
+    uint32_t cmd_id, flags;
+
+    start_guest(&g, src);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-drop-cache':"
+                             " true } }");
+    params = qtest_hmp(src, "info migrate_parameters");
+    g_assert(strstr(params, "free-page-hint-drop-cache: on"));
+    start_slow_migration(src, dst);
+    cmd_id = fph_driver_wait_request_flags(&g, &flags);
+    g_assert_cmphex(flags, ==, FPB_REQ_F_DROP_CACHE);
+    report_first_half_free(&g, cmd_id);
+    reuse_some_reported_pages(src);
+    finish_migration(src, dst);
+    check_destination(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* The parameter is bounded, with a clear error. */
 static void test_wait_parameter_bounds(void)
 {
@@ -1067,6 +1096,7 @@ int main(int argc, char **argv)
     qtest_add_func("/fph-balloon/migrate/repeat", test_repeat);
     qtest_add_func("/fph-balloon/migrate/wait-for-first-bitmap",
                    test_wait_for_first_bitmap);
+    qtest_add_func("/fph-balloon/parameters/drop-cache", test_drop_cache);
     qtest_add_func("/fph-balloon/parameters/wait-bounds",
                    test_wait_parameter_bounds);
     qtest_add_func("/fph-balloon/device/hints-off-reset",

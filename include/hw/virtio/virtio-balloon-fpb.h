@@ -40,6 +40,7 @@ typedef struct VirtIOBalloonFpb {
     uint32_t cmd_id;            /* the last command id issued */
     uint64_t issued;            /* command ids issued, ever */
     FreePageHintRound round;    /* migration's round of cmd_id */
+    uint32_t req_flags;         /* FPB_REQ_F_* of the request to issue */
     bool slot_held;             /* for migration of the slot */
     VMChangeStateEntry *vm_state;
     bool drain_on_run;          /* loaded: look at the queue once running */

@@ -14,7 +14,8 @@
 #define FUZZ_FAKE_TRACE_H
 
 static inline void trace_virtio_balloon_fpb_request(uint32_t cmd_id,
-                                                    uint64_t round)
+                                                    uint64_t round,
+                                                    uint32_t flags)
 {
 }
 

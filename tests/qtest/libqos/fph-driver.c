@@ -159,14 +159,21 @@ uint32_t fph_driver_wait_slot(FphDriver *d)
     return len;
 }
 
-uint32_t fph_driver_wait_request(FphDriver *d)
+uint32_t fph_driver_wait_request_flags(FphDriver *d, uint32_t *flags)
 {
     uint8_t req[FPB_REQ_SIZE];
-    uint32_t cmd_id, flags;
+    uint32_t cmd_id;
 
     g_assert_cmpuint(fph_driver_wait_slot(d), ==, FPB_REQ_SIZE);
     qtest_memread(d->qts, d->slot, req, sizeof(req));
-    fpb_parse_request(req, &cmd_id, &flags);
+    fpb_parse_request(req, &cmd_id, flags);
+    return cmd_id;
+}
+
+uint32_t fph_driver_wait_request(FphDriver *d)
+{
+    uint32_t flags, cmd_id = fph_driver_wait_request_flags(d, &flags);
+
     g_assert_cmpuint(flags, ==, 0);
     return cmd_id;
 }

@@ -53,6 +53,8 @@ void fph_driver_reset(FphDriver *d);
 void fph_driver_post_slot(FphDriver *d);
 void fph_driver_post_slot_at(FphDriver *d, uint64_t gpa);
 uint32_t fph_driver_wait_request(FphDriver *d);
+/* The same, for a request that may carry flags (FPB_REQ_F_*) */
+uint32_t fph_driver_wait_request_flags(FphDriver *d, uint32_t *flags);
 /* Wait for the posted buffer to come back; returns the bytes written. */
 uint32_t fph_driver_wait_slot(FphDriver *d);
 
