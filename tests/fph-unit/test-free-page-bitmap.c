@@ -187,7 +187,7 @@ static void test_parse_overflow(void **state)
     } cases[] = {
         { UINT64_MAX - 10, PAGE, FPB_ERR_OVERFLOW },   /* pfn wraps */
         { UINT64_MAX / PAGE, PAGE, FPB_ERR_OVERFLOW },
-        { UINT64_MAX / PAGE - 64, PAGE, FPB_OK },      /* ends just below 2^64 */
+        { UINT64_MAX / PAGE - 64, PAGE, FPB_OK },  /* ends just below 2^64 */
         { UINT64_MAX / PAGE - 63, PAGE, FPB_ERR_OVERFLOW },
         { 1ULL << 33, 1u << 31, FPB_ERR_OVERFLOW },
     };

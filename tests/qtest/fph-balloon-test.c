@@ -247,17 +247,17 @@ static void test_skip_free_keep_later_writes(const void *opaque)
 
     cmd_id = fph_driver_wait_request(&g);
     g_assert_cmpuint(cmd_id, !=, 0);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "requests"), ==, 1);
 
     report_first_half_free(&g, cmd_id);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-answered"), ==, 1);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "answered"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==,
                      FREE_PAGES);
 
     reuse_some_reported_pages(src);
     finish_migration(src, dst);
     check_destination(dst);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==, 0);
     g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, FREE_PAGES);
     g_assert_cmpuint(migrate_stat(src, "answered"), ==, 1);
     g_assert_cmpuint(migrate_stat(src, "bitmap-bytes"), ==, DATA_PAGES / 8);
@@ -385,7 +385,7 @@ static void test_slot_survives_migration(void)
     start_guest(&g, src);
     /* A chunk nobody asked for, taken and given back after the slot. */
     fph_driver_report(&g, 77, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 64);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==, 1);
 
     /* Postcopy possible: no request, the device keeps holding the slot. */
     set_capability(src, "postcopy-ram");
@@ -408,7 +408,7 @@ static void test_slot_survives_migration(void)
     reuse_some_reported_pages(dst);
     finish_migration(dst, dst2);
     check_destination(dst2);
-    g_assert_cmpuint(fph_balloon_counter(dst, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(dst, "bad-input"), ==, 0);
     qtest_quit(dst2);
     qtest_quit(dst);
     qtest_quit(src);
@@ -422,7 +422,7 @@ static void test_hints_off_reset(void)
 
     qtest_qmp_assert_success(qts, "{ 'execute': 'system_reset' }");
     qtest_qmp_eventwait(qts, "RESET");
-    g_assert_cmpuint(fph_balloon_counter(qts, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(qts, "requests"), ==, 0);
     qtest_quit(qts);
 }
 
@@ -492,8 +492,8 @@ static void test_cancel_then_again(void)
     qtest_quit(dst);
 
     report_first_half_free(&g, first);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "stale-chunks"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==, 0);
 
     dst2 = start_qemu("-incoming defer");
     fph_driver_post_slot(&g);
@@ -501,7 +501,7 @@ static void test_cancel_then_again(void)
     second = fph_driver_wait_request(&g);
     g_assert_cmpuint(second, ==, first + 1);
     report_first_half_free(&g, second);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==,
                      FREE_PAGES);
     reuse_some_reported_pages(src);
     finish_migration(src, dst2);
@@ -525,9 +525,9 @@ static void test_reset_in_the_middle(void)
     /* The driver resets the device and sets it up again. */
     fph_driver_init(&g, src, true);
     report_first_half_free(&g, cmd_id);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-stale-chunks"), ==, 1);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "stale-chunks"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==, 0);
 
     finish_migration(src, dst);
     check_unchanged(dst);
@@ -546,7 +546,7 @@ static void test_postcopy_no_hints(void)
     set_capability(src, "postcopy-ram");
     set_capability(dst, "postcopy-ram");
     migrate_unthrottled(src, dst);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -607,18 +607,18 @@ static void test_bad_input(void)
     fph_driver_report(&g, cmd_id, 0, 0xfffc0000ULL, 64, 63, 1);
     expected_bad++;
 
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==,
                      expected_bad);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==, 0);
 
     /* An empty last chunk ends the answer; one more chunk is refused. */
     fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 0);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-answered"), ==, 1);
+    g_assert_cmpuint(fph_balloon_counter(src, "answered"), ==, 1);
     fph_driver_report(&g, cmd_id, 0, DATA_START, 64, 0, 64);
     expected_bad++;
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==,
                      expected_bad);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-pages-skipped"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==, 0);
 
     finish_migration(src, dst);
     check_unchanged(dst);
@@ -644,7 +644,7 @@ static void test_slot_in_mmio(void)
     fill_data(src, 1);
     fph_driver_post_slot_at(&g, fph_driver_common_cfg(&g) + 16);
     g_assert_cmpuint(fph_driver_wait_slot(&g), ==, 0);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"),
                      ==, 1);
     g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
 
@@ -656,7 +656,7 @@ static void test_slot_in_mmio(void)
     finish_migration(src, dst);
     check_destination(dst);
     g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"),
                      ==, 1);
     qtest_quit(dst);
     qtest_quit(src);
@@ -685,20 +685,20 @@ static void test_queue_of_largest_chunks(void)
     chunk = fph_chunk_new(&len, cmd_id, 0, 0, FPB_MAX_CHUNK_BITS,
                           DATA_START / PAGE, FREE_PAGES);
     fph_driver_send_queued(&g, chunk, len, n);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "chunks"), ==,
                      n);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bytes"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "bytes"), ==,
                      n * FPB_MAX_CHUNK_BITS / 8);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"),
                      ==, 0);
     g_assert_cmpuint(fph_balloon_counter(src,
-                                         "free-page-bitmap-pages-skipped"),
+                                         "pages-skipped"),
                      ==, FREE_PAGES);
     /* What a turn cost is measured, for query-migrate and QOM alike */
     g_assert_cmpuint(migrate_stat(src, "longest-turn"), >, 0);
     g_assert_cmpuint(migrate_stat(src, "longest-turn"), ==,
                      fph_balloon_counter(src,
-                                         "free-page-bitmap-longest-turn-us"));
+                                         "longest-turn-us"));
     reuse_some_reported_pages(src);
     finish_migration(src, dst);
     check_destination(dst);
@@ -802,10 +802,10 @@ static void test_hostile_messages(void)
     qvirtqueue_kick(src, &g.dev->vdev, g.vq, head);
     qvirtio_wait_used_elem(src, &g.dev->vdev, g.vq, head, NULL, TIMEOUT_US);
 
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-bad-input"),
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"),
                      ==, 4);
     g_assert_cmpuint(fph_balloon_counter(src,
-                                         "free-page-bitmap-pages-skipped"),
+                                         "pages-skipped"),
                      ==, 0);
     g_assert_cmphex(fph_driver_status(&g) & VIRTIO_CONFIG_S_DRIVER_OK, !=, 0);
     finish_migration(src, dst);
@@ -877,13 +877,13 @@ static void test_flood_of_stale_chunks(void)
     for (i = 0; i < batches; i++) {
         fph_driver_send_queued(&g, chunk, len, per_batch);
     }
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "chunks"), ==,
                      batches * per_batch);
     g_assert_cmpuint(fph_balloon_counter(src,
-                                         "free-page-bitmap-stale-chunks"),
+                                         "stale-chunks"),
                      ==, batches * per_batch);
     g_assert_cmpuint(fph_balloon_counter(src,
-                                         "free-page-bitmap-pages-skipped"),
+                                         "pages-skipped"),
                      ==, 0);
 
     dst = start_qemu("-incoming defer");
@@ -964,14 +964,14 @@ static void test_reset_between_turns(void)
     fph_driver_queue(&g, chunk, len, 3);
     fph_driver_reset(&g);
     /* Some turns may have run before the reset, none runs after it. */
-    chunks = fph_balloon_counter(src, "free-page-bitmap-chunks");
+    chunks = fph_balloon_counter(src, "chunks");
     g_assert_cmpuint(chunks, >=, 1);
     g_assert_cmpuint(chunks, <=, 3);
     qtest_clock_step(src, 1000);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-chunks"), ==,
+    g_assert_cmpuint(fph_balloon_counter(src, "chunks"), ==,
                      chunks);
     g_assert_cmpuint(fph_balloon_counter(src,
-                                         "free-page-bitmap-pages-skipped"),
+                                         "pages-skipped"),
                      ==, FREE_PAGES);
 
     fph_driver_init(&g, src, true);
@@ -1015,7 +1015,7 @@ static void test_not_negotiated(void)
     fph_driver_init(&g, src, false);
     fill_data(src, 1);
     migrate_unthrottled(src, dst);
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "requests"), ==, 0);
     check_unchanged(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -1066,7 +1066,7 @@ static void test_stock_hints_without_iothread(void)
         g_assert_cmphex(qtest_readq(dst, data_addr(page)), ==,
                         page < block / PAGE ? 0 : data_value(page, 1));
     }
-    g_assert_cmpuint(fph_balloon_counter(src, "free-page-bitmap-requests"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "requests"), ==, 0);
     qtest_quit(dst);
     qtest_quit(src);
 }

@@ -377,11 +377,11 @@ static void test_writes_after_report(const void *opaque)
 
     if (!c->stock) {
         g_assert_cmpuint(fph_balloon_counter(src,
-                                             "free-page-bitmap-answered"),
+                                             "answered"),
                          >=, 1);
         g_test_message("%" PRIu64 " pages skipped",
                        fph_balloon_counter(src,
-                                           "free-page-bitmap-pages-skipped"));
+                                           "pages-skipped"));
     }
     rsp = migrate_query(src);
     g_test_message("%" PRId64 " pages sent",

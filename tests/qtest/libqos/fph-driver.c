@@ -283,10 +283,11 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
 
 uint64_t fph_balloon_counter(QTestState *qts, const char *name)
 {
+    g_autofree char *prop = g_strconcat("free-page-bitmap-", name, NULL);
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
                            "{ 'path': %s, 'property': %s } }",
                            "/machine/peripheral/balloon/virtio-backend",
-                           name);
+                           prop);
     uint64_t value;
 
     g_assert(qdict_haskey(rsp, "return"));

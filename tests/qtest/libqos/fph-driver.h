@@ -94,7 +94,7 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
                        uint64_t gpa, uint32_t nr_pages,
                        uint32_t first_free, uint32_t nr_free);
 
-/* A counter of the balloon with id "balloon" (QOM property @name) */
+/* A counter of the balloon with id "balloon" (free-page-bitmap-@name) */
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
 /* Migration's max-bandwidth, to keep the bulk stage below test data */
 void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second);
