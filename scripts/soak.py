@@ -179,8 +179,12 @@ def print_table(rows):
     head = ('run', 'kind', 'hops', 'MB sent', 'total ms', 'max downtime ms',
             'free skipped', 'pages checked', 'pages wrong', 'complaints',
             'check', 'note')
-    body = [(r.run, r.scenario, r.hops or 0, r.mb_sent, r.total_ms,
-             r.downtime_ms, r.free_pages_skipped, r.pages_checked,
+    # A run of the shared run loop is one migration, if it got that far.
+    body = [(r.run, r.scenario,
+             r.hops if r.hops is not None else int(r.total_ms is not None),
+             r.mb_sent, r.total_ms, r.downtime_ms,
+             '-' if r.free_pages_skipped is None else r.free_pages_skipped,
+             r.pages_checked,
              r.pages_wrong, len(r.kernel_complaints), r.check(),
              r.note or '') for r in rows]
     print(report.text_table(head, body), flush=True)
