@@ -343,8 +343,9 @@ off by default on every machine type qemu-fph has, which is what qemu-fph
 is for. On pc-q35-7.2, a host pool that still runs stock QEMU sets
 `free-page-bitmap=off` until every host runs qemu-fph. Other differences
 need no compat property: the internal iothread changes no guest-visible
-state and nothing in the stream; `free-page-hint-wait` and
-`free-page-hint-repeat` are migration parameters, not device state.
+state and nothing in the stream; `free-page-hint-wait`,
+`free-page-hint-repeat` and `free-page-hint-drop-cache` are migration
+parameters, not device state.
 
 ## Messages
 
