@@ -27,6 +27,7 @@ help:
 	@echo "make check-series  build every prefix of patches/series"
 	@echo "make demo       the main job: migrate real guests, print results"
 	@echo "make soak       20 migrations of the stock guest with stock hints"
+	@echo "make soak SOAK_MODE=fph-churn  20 runs of the qemu-fph guest under churn"
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
@@ -99,9 +100,12 @@ check: qemu unit-tests fuzz-build
 demo: qemu
 	@$(PYTHON) scripts/demo.py
 
-# 20 migrations of the stock guest with stock hinting (see the soak script)
+# 20 migrations of the stock guest with stock hinting; SOAK_MODE=fph-churn:
+# 20 runs of the qemu-fph guest under churn, with cancels and ping-pong (see
+# the soak script)
+SOAK_MODE ?= stock
 soak: qemu
-	@$(PYTHON) scripts/soak.py
+	@$(PYTHON) scripts/soak.py --mode $(SOAK_MODE)
 
 # The full matrix; regenerates docs/benchmark.*
 bench: qemu

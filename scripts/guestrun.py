@@ -60,6 +60,7 @@ class Mode:
     cmdline: str = ''           # guest kernel options
     extra: tuple = ()           # more QEMU options
     params: dict = field(default_factory=dict)  # migrate-set-parameters
+    machine: str = 'q35'        # -M
 
 
 MODES = {m.name: m for m in [
@@ -134,8 +135,11 @@ class RunResult:
     error: Optional[str] = None         # a run that broke
     run: Optional[int] = None           # soak: the run's number
     repetitions: Optional[int] = None   # medians: of how many runs
+    hops: Optional[int] = None          # soak: migrations that completed
+    note: Optional[str] = None          # soak: what else the run did
 
-    OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions')
+    OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions', 'hops',
+                'note')
 
     def ok(self):
         """Every page checked right, the guest lives, its log is clean."""
@@ -259,21 +263,24 @@ class GuestVM:
     pair, the console on a UNIX socket chardev as the first serial port),
     its sockets and log in the run's own folder."""
 
-    def __init__(self, name, mode, setup, rundir, incoming=False, smp=2):
+    def __init__(self, name, mode, setup, rundir, incoming=False, smp=2,
+                 qemu=None):
         kernel, initrd = guest_files(mode.kind)
         args = ['-nodefaults', '-name', name + ',debug-threads=on',
                 '-accel', setup.accel]
         if setup.accel == 'tcg':
             args += ['-cpu', 'max']
-        args += ['-M', 'q35', '-m', '%dM' % setup.mem_mib, '-smp', str(smp),
+        args += ['-M', mode.machine, '-m', '%dM' % setup.mem_mib, '-smp', str(smp),
                  '-kernel', kernel, '-initrd', initrd,
                  '-append', 'console=ttyS0 quiet panic=-1 ' + mode.cmdline,
-                 '-device', 'virtio-balloon-pci,id=balloon,' + mode.device]
+                 '-device', ','.join(filter(None, ['virtio-balloon-pci',
+                                                   'id=balloon',
+                                                   mode.device]))]
         args += list(mode.extra)
         if incoming:
             args += ['-incoming', 'defer']
         self.name = name
-        self.vm = QEMUMachine(setup.qemu, args, name=name, sock_dir=rundir,
+        self.vm = QEMUMachine(qemu or setup.qemu, args, name=name, sock_dir=rundir,
                               log_dir=rundir, qmp_timer=30)
         self.vm.set_console()
         try:
@@ -304,8 +311,8 @@ class GuestVM:
             pass
 
 
-def boot(name, mode, setup, rundir, timeout=120):
-    g = GuestVM(name, mode, setup, rundir)
+def boot(name, mode, setup, rundir, timeout=120, qemu=None):
+    g = GuestVM(name, mode, setup, rundir, qemu=qemu)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
@@ -363,74 +370,107 @@ def scenario_commands(scenario, mem_mib):
     return hold, live, prep, during
 
 
+def run_commands(g, commands, timeout=600):
+    """Guest shell commands, each of which must succeed."""
+    for c in commands:
+        status, out = g.console.run(c, timeout=timeout)
+        if status:
+            raise RunError('guest command %r failed: %s' % (c, out))
+
+
+def start_migration(src, dst, setup, mode, params=None):
+    """Migrate @src to @dst (started with incoming=True) over TCP; returns
+    when the migration has started, with its start time."""
+    port = free_port()
+    p = {'max-bandwidth': setup.bandwidth_mib << 20, 'downtime-limit': 300}
+    p.update(mode.params)
+    p.update(params or {})
+    src.cmd('migrate-set-parameters', **p)
+    dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
+    start = time.monotonic()
+    src.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
+    return start
+
+
+def migrate(src, dst, setup, mode, during=(), params=None):
+    """One migration to the end; (query-migrate, seconds).  RunError when
+    it does not complete."""
+    start = start_migration(src, dst, setup, mode, params)
+    for c in during:
+        src.console.send(c + '\n')
+    info = wait_migration(src, start, setup.timeout)
+    return info, time.monotonic() - start
+
+
+def new_result(setup, mode, scenario, live=0):
+    return RunResult(mode.kind, mode.name, scenario, setup.accel,
+                     setup.mem_mib, setup.bandwidth_mib, live_mib=live)
+
+
+def record_migration(r, info, elapsed):
+    """What QEMU measured, into @r."""
+    ram = info.get('ram', {})
+    hints = info.get('free-page-hints', {})
+    r.total_ms = info.get('total-time')
+    r.downtime_ms = info.get('downtime')
+    r.mb_sent = round(ram.get('transferred', 0) / 1e6, 1)
+    r.zero_pages = ram.get('duplicate', 0)
+    r.free_pages_skipped = hints.get('skipped-pages')
+    r.hint_latency_us = hints.get('latency')
+    r.hint_turn_us = hints.get('longest-turn')
+    r.wall_s = round(elapsed, 1)
+
+
+def check_destination(dst, r, src_log='', before=()):
+    """On the destination: alive, data intact, no kernel complaints; into
+    @r.  @before: guest commands that run first (e.g. stop a writer)."""
+    dst.console.send('\n')
+    alive = True
+    try:
+        status, out = dst.console.run('echo alive', timeout=60)
+        alive = status == 0 and 'alive' in out
+    except TimeoutError:
+        alive = False
+    checked = wrong = None
+    dmesg_bad = []
+    dmesg_text = ''
+    if alive:
+        try:
+            for c in before:
+                dst.console.run(c, timeout=600)
+            status, out = dst.console.run('fph-guest verify', timeout=180)
+            m = re.search(r'pages checked (\d+), pages wrong (\d+)', out)
+            if m:
+                checked, wrong = int(m.group(1)), int(m.group(2))
+            status, dmesg_text = dst.console.run('dmesg', timeout=60)
+            dmesg_bad = [l for l in dmesg_text.splitlines()
+                         if BAD_LOG.search(l)]
+        except TimeoutError:
+            alive = False
+    console_bad = [l for l in dst.console.text.splitlines()
+                   if BAD_LOG.search(l)]
+    fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
+                          src_log + '\n' + dmesg_text)
+    r.guest_alive = alive
+    r.pages_checked = checked
+    r.pages_wrong = wrong
+    r.kernel_complaints = sorted(set(console_bad + dmesg_bad))[:10]
+    r.guest_bitmap_report = fpb_line[-1] if fpb_line else None
+    return r
+
+
 def migrate_run(setup, mode, scenario, rundir):
     """One migration, its machines' sockets and logs in @rundir."""
     hold, live, prep, during = scenario_commands(scenario, setup.mem_mib)
-    port = free_port()
     src = boot('source', mode, setup, rundir)
     dst = None
     try:
         dst = GuestVM('destination', mode, setup, rundir, incoming=True)
-        for c in prep:
-            status, out = src.console.run(c, timeout=600)
-            if status:
-                raise RunError('guest command %r failed: %s' % (c, out))
-        params = {'max-bandwidth': setup.bandwidth_mib << 20,
-                  'downtime-limit': 300}
-        params.update(mode.params)
-        src.cmd('migrate-set-parameters', **params)
-        dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
-        start = time.monotonic()
-        src.cmd('migrate', uri='tcp:127.0.0.1:%d' % port)
-        for c in during:
-            src.console.send(c + '\n')
-        info = wait_migration(src, start, setup.timeout)
-        elapsed = time.monotonic() - start
-        src_log = src.console.text
-        # On the destination: alive, data intact, no kernel complaints.
-        dst.console.send('\n')
-        alive = True
-        try:
-            status, out = dst.console.run('echo alive', timeout=60)
-            alive = status == 0 and 'alive' in out
-        except TimeoutError:
-            alive = False
-        checked = wrong = None
-        dmesg_bad = []
-        dmesg_text = ''
-        if alive:
-            try:
-                status, out = dst.console.run('fph-guest verify',
-                                              timeout=600)
-                m = re.search(r'pages checked (\d+), pages wrong (\d+)', out)
-                if m:
-                    checked, wrong = int(m.group(1)), int(m.group(2))
-                status, dmesg_text = dst.console.run('dmesg', timeout=60)
-                dmesg_bad = [l for l in dmesg_text.splitlines()
-                             if BAD_LOG.search(l)]
-            except TimeoutError:
-                alive = False
-        console_bad = [l for l in dst.console.text.splitlines()
-                       if BAD_LOG.search(l)]
-        ram = info.get('ram', {})
-        hints = info.get('free-page-hints', {})
-        fpb_line = re.findall(r'free page bitmap cmd \d+: .*',
-                              src_log + '\n' + dmesg_text)
-        return RunResult(
-            mode.kind, mode.name, scenario, setup.accel, setup.mem_mib,
-            setup.bandwidth_mib,
-            total_ms=info.get('total-time'),
-            downtime_ms=info.get('downtime'),
-            mb_sent=round(ram.get('transferred', 0) / 1e6, 1),
-            zero_pages=ram.get('duplicate', 0),
-            free_pages_skipped=hints.get('skipped-pages'),
-            hint_latency_us=hints.get('latency'),
-            hint_turn_us=hints.get('longest-turn'),
-            live_mib=live, pages_checked=checked, pages_wrong=wrong,
-            guest_alive=alive,
-            kernel_complaints=sorted(set(console_bad + dmesg_bad))[:10],
-            guest_bitmap_report=fpb_line[-1] if fpb_line else None,
-            wall_s=round(elapsed, 1))
+        run_commands(src, prep)
+        info, elapsed = migrate(src, dst, setup, mode, during)
+        r = new_result(setup, mode, scenario, live)
+        record_migration(r, info, elapsed)
+        return check_destination(dst, r, src.console.text)
     finally:
         src.close()
         if dst:

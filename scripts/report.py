@@ -30,15 +30,18 @@ def table_row(r):
     }
 
 
+def text_table(head, rows):
+    """@head and @rows as text, each column as wide as its widest cell."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    return '\n'.join('  '.join(str(c).ljust(w)
+                               for c, w in zip(r, widths)).rstrip()
+                     for r in [head, *rows])
+
+
 def format_table(rows, columns=COLUMNS):
     cells = [table_row(r) for r in rows]
-    widths = [max(len(h), *(len(str(c[k])) for c in cells))
-              for k, h in columns]
-    lines = ['  '.join(h.ljust(w) for (_, h), w in zip(columns, widths))]
-    for c in cells:
-        lines.append('  '.join(str(c[k]).ljust(w)
-                               for (k, _), w in zip(columns, widths)))
-    return '\n'.join(lines)
+    return text_table([h for _, h in columns],
+                      [[c[k] for k, _ in columns] for c in cells])
 
 
 def write_json(rows, path, meta):
