@@ -299,7 +299,7 @@ offer. Stock QEMU's message (below) names neither; it comes from stock QEMU
 and cannot be changed here. What to set: `free-page-bitmap=off` on the
 qemu-fph side **when the guest boots** (the feature is negotiated at boot;
 setting it later does not take it back), or a machine type pc-q35-7.1 or
-older, whose compat property turns the bitmap off (patch 0013). Debian's
+older, whose compat property turns the bitmap off (patch 0010). Debian's
 guest kernel never negotiates bit 16 and migrates with every setting.
 
 A user who starts stock QEMU with qemu-fph's options as they are gets a
@@ -333,7 +333,7 @@ its next migration back.
 ## Machine types
 
 `free-page-bitmap` defaults to on (with `free-page-hint=on`); stock 7.2 has
-no such feature. Patch 0013 adds `virtio-balloon-device.free-page-bitmap=off`
+no such feature. Patch 0010 adds `virtio-balloon-device.free-page-bitmap=off`
 to `hw_compat_7_1`, so pc-q35-7.1, pc-i440fx-7.1 and every older machine
 type offer exactly stock 7.2's features: a guest on them migrates to and
 from stock QEMU whatever its kernel (the pc-q35-7.1 rows). pc-q35-7.2 is
