@@ -21,7 +21,6 @@
 #include "exec/ramblock.h"
 #include "exec/target_page.h"
 #include "qemu/bitmap.h"
-#include "exec/ramblock.h"
 #include "sysemu/hostmem.h"
 #include "sysemu/runstate.h"
 #include "migration/misc.h"
@@ -29,6 +28,8 @@
 #include "migration.h"
 #include "ram.h"
 #include "guest-ram-map.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "trace.h"
 
 /*
@@ -40,6 +41,7 @@
 static QLIST_HEAD(, FreePageHintSource) sources =
     QLIST_HEAD_INITIALIZER(sources);
 static NotifierWithReturn precopy_notifier;
+static Notifier migration_state_notifier;
 static bool round_lock_ready;
 
 /* Changed with the BQL held; read by the waiting thread under lock. */
@@ -348,6 +350,33 @@ static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
     return 0;
 }
 
+/*
+ * A destination that cannot load a source's device often cannot say why,
+ * and without return-path the source does not even learn of it.  With it,
+ * the source says what to set, in the migration's error.
+ */
+static void free_page_hint_migration_state(Notifier *n, void *data)
+{
+    MigrationState *s = data;
+    FreePageHintSource *src;
+    Error *err = NULL;
+
+    if (s->state != MIGRATION_STATUS_FAILED) {
+        return;
+    }
+    QLIST_FOREACH(src, &sources, next) {
+        const char *hint = src->ops->failure_hint ?
+                           src->ops->failure_hint(src) : NULL;
+
+        if (hint) {
+            error_setg(&err, "%s", hint);
+            migrate_set_error(s, err);
+            warn_report_err(err);
+            return;
+        }
+    }
+}
+
 void free_page_hint_add_source(FreePageHintSource *src,
                                const FreePageHintSourceOps *ops)
 {
@@ -360,6 +389,8 @@ void free_page_hint_add_source(FreePageHintSource *src,
     if (QLIST_EMPTY(&sources)) {
         precopy_notifier.notify = free_page_hint_precopy_notify;
         precopy_add_notifier(&precopy_notifier);
+        migration_state_notifier.notify = free_page_hint_migration_state;
+        add_migration_state_change_notifier(&migration_state_notifier);
     }
     src->ops = ops;
     src->asked = 0;
@@ -377,6 +408,7 @@ void free_page_hint_remove_source(FreePageHintSource *src)
     qemu_mutex_unlock(&round.lock);
     if (QLIST_EMPTY(&sources)) {
         precopy_remove_notifier(&precopy_notifier);
+        remove_migration_state_change_notifier(&migration_state_notifier);
     }
 }
 

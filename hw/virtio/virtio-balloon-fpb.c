@@ -139,9 +139,27 @@ static bool fpb_can_hint(FreePageHintSource *hint)
                                     VIRTIO_BALLOON_F_PAGE_POISON);
 }
 
+/*
+ * A QEMU that is not qemu-fph cannot load this device once its driver
+ * negotiated the free page bitmap, and its own message does not say why.
+ */
+static const char *fpb_failure_hint(FreePageHintSource *hint)
+{
+    VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
+
+    if (!virtio_balloon_fpb_enabled(fpb_balloon(fpb))) {
+        return NULL;
+    }
+    return "migration failed; a destination other than qemu-fph cannot "
+           "load virtio-balloon while its guest uses the free page bitmap: "
+           "to migrate there, boot the guest with free-page-bitmap=off on "
+           "the balloon, or with a 7.1 or older machine type";
+}
+
 static const FreePageHintSourceOps fpb_hint_ops = {
     .can_hint = fpb_can_hint,
     .request = fpb_request,
+    .failure_hint = fpb_failure_hint,
 };
 
 /*

@@ -54,6 +54,11 @@ typedef struct FreePageHintSourceOps {
      * migrating RAM; reports for this request carry @req->round.
      */
     void (*request)(FreePageHintSource *src, const FreePageHintRequest *req);
+    /*
+     * Optional: when a migration fails, what the user may have to change
+     * if the destination could not load the source's device, or NULL.
+     */
+    const char *(*failure_hint)(FreePageHintSource *src);
 } FreePageHintSourceOps;
 
 struct FreePageHintSource {

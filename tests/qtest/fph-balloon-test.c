@@ -1005,6 +1005,48 @@ static void test_bitmap_without_dependencies(void)
     qtest_quit(qts);
 }
 
+/*
+ * A destination whose balloon has no bitmap (stock QEMU, or here qemu-fph
+ * with free-page-bitmap=off) cannot load the device of a guest that uses
+ * it.  With return-path the source learns of the failure, says in the
+ * migration's error what to set, and keeps running its guest.
+ */
+static void test_destination_without_bitmap(void)
+{
+    QTestState *src = start_qemu("");
+    QTestState *dst = qtest_init("-M q35 -m 256M -device virtio-balloon-pci,"
+                                 "id=balloon,free-page-hint=on,"
+                                 "free-page-bitmap=off -incoming defer");
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_US;
+    FphDriver g;
+    QDict *rsp;
+    const char *desc = NULL;
+
+    start_guest(&g, src);
+    set_capability(src, "return-path");
+    set_capability(dst, "return-path");
+    qtest_set_expected_status(dst, EXIT_FAILURE);
+    start_migration(src, dst);
+    for (;;) {
+        rsp = migrate_query(src);
+        if (qdict_haskey(rsp, "error-desc")) {
+            desc = qdict_get_str(rsp, "error-desc");
+            break;
+        }
+        g_assert(g_get_monotonic_time() < deadline);
+        qobject_unref(rsp);
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpstr(qdict_get_str(rsp, "status"), ==, "failed");
+    g_assert(strstr(desc, "free-page-bitmap=off"));
+    qobject_unref(rsp);
+    rsp = qtest_qmp(src, "{ 'execute': 'query-status' }");
+    g_assert(qdict_get_bool(qdict_get_qdict(rsp, "return"), "running"));
+    qobject_unref(rsp);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* A driver that does not negotiate the bitmap sees the stock device. */
 static void test_not_negotiated(void)
 {
@@ -1121,6 +1163,8 @@ int main(int argc, char **argv)
                    test_cancel_during_wait);
     qtest_add_func("/fph-balloon/hostile/queue-of-largest-chunks",
                    test_queue_of_largest_chunks);
+    qtest_add_func("/fph-balloon/migrate/destination-without-bitmap",
+                   test_destination_without_bitmap);
     qtest_add_func("/fph-balloon/migrate/not-negotiated",
                    test_not_negotiated);
     return g_test_run();
