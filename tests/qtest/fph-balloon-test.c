@@ -102,14 +102,6 @@ static void finish_migration(QTestState *src, QTestState *dst)
     qtest_qmp_eventwait(dst, "RESUME");
 }
 
-static void set_capability(QTestState *qts, const char *cap)
-{
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
-                             "'arguments': { 'capabilities': "
-                             "[ { 'capability': %s, 'state': true } ] } }",
-                             cap);
-}
-
 typedef struct MigrateCase {
     const char *name;
     const char *src_caps[2];
@@ -130,11 +122,11 @@ static void set_capabilities(const MigrateCase *c, QTestState *src,
 
     for (i = 0; i < 2; i++) {
         if (c->src_caps[i]) {
-            set_capability(src, c->src_caps[i]);
+            fph_set_capability(src, c->src_caps[i]);
         }
         if (c->both_caps[i]) {
-            set_capability(src, c->both_caps[i]);
-            set_capability(dst, c->both_caps[i]);
+            fph_set_capability(src, c->both_caps[i]);
+            fph_set_capability(dst, c->both_caps[i]);
         }
     }
 }
@@ -278,7 +270,7 @@ static void test_repeat(void)
     uint32_t cmd_id;
 
     start_guest(&g, src);
-    set_capability(src, "pause-before-switchover");
+    fph_set_capability(src, "pause-before-switchover");
     start_slow_migration(src, dst);
     cmd_id = fph_driver_wait_request(&g);
     /* The first answer reports nothing free: every page goes out. */
@@ -388,8 +380,8 @@ static void test_slot_survives_migration(void)
     g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==, 1);
 
     /* Postcopy possible: no request, the device keeps holding the slot. */
-    set_capability(src, "postcopy-ram");
-    set_capability(dst, "postcopy-ram");
+    fph_set_capability(src, "postcopy-ram");
+    fph_set_capability(dst, "postcopy-ram");
     migrate_unthrottled(src, dst);
 
     /* Now the destination migrates on: it answers the slot it holds. */
@@ -543,8 +535,8 @@ static void test_postcopy_no_hints(void)
     FphDriver g;
 
     start_guest(&g, src);
-    set_capability(src, "postcopy-ram");
-    set_capability(dst, "postcopy-ram");
+    fph_set_capability(src, "postcopy-ram");
+    fph_set_capability(dst, "postcopy-ram");
     migrate_unthrottled(src, dst);
     g_assert_cmpuint(fph_balloon_counter(src, "requests"), ==, 0);
     check_unchanged(dst);
@@ -1023,8 +1015,8 @@ static void test_destination_without_bitmap(void)
     const char *desc = NULL;
 
     start_guest(&g, src);
-    set_capability(src, "return-path");
-    set_capability(dst, "return-path");
+    fph_set_capability(src, "return-path");
+    fph_set_capability(dst, "return-path");
     qtest_set_expected_status(dst, EXIT_FAILURE);
     start_migration(src, dst);
     for (;;) {

@@ -181,13 +181,30 @@ static void check_areas(QTestState *dst, const uint64_t *areas, size_t n)
     }
 }
 
+/* Slow enough that the bulk stage is far below the areas. */
+static void start_slow_migration(QTestState *src, QTestState *dst)
+{
+    g_autofree char *uri = g_strdup_printf("unix:%s/fph-regions-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+
+    fph_set_max_bandwidth(src, 64 * 1024);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", uri);
+    migrate_qmp(src, uri, "{}");
+}
+
+static void finish_migration(QTestState *src, QTestState *dst)
+{
+    fph_set_max_bandwidth(src, 1ULL << 30);
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+}
+
 static void test_hints_in_region(const void *opaque)
 {
     const RegionCase *c = opaque;
     QTestState *src = start_qemu(c, false);
     QTestState *dst;
-    g_autofree char *uri = g_strdup_printf("unix:%s/fph-regions-%d.sock",
-                                           g_get_tmp_dir(), getpid());
     uint64_t areas[MAX_AREAS];
     size_t i, n = area_count(c);
     FphDriver g;
@@ -203,11 +220,7 @@ static void test_hints_in_region(const void *opaque)
     fill_areas(src, areas, n);
     fph_driver_post_slot(&g);
 
-    /* Slow enough that the bulk stage is far below the areas. */
-    fph_set_max_bandwidth(src, 64 * 1024);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "'arguments': { 'uri': %s } }", uri);
-    migrate_qmp(src, uri, "{}");
+    start_slow_migration(src, dst);
 
     cmd_id = fph_driver_wait_request(&g);
     for (i = 0; i < n; i++) {
@@ -220,21 +233,11 @@ static void test_hints_in_region(const void *opaque)
                      n * FREE_PAGES);
 
     reuse_some_reported_pages(src, areas, n);
-    fph_set_max_bandwidth(src, 1ULL << 30);
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    finish_migration(src, dst);
     check_areas(dst, areas, n);
 
     qtest_quit(dst);
     qtest_quit(src);
-}
-
-static void set_capability(QTestState *qts, const char *cap)
-{
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
-                             "'arguments': { 'capabilities': "
-                             "[ { 'capability': %s, 'state': true } ] } }",
-                             cap);
 }
 
 /*
@@ -254,41 +257,32 @@ static void test_ignore_shared(void)
         file);
     RegionCase c = { .name = "ignore-shared", .ram_args = args };
     const uint64_t migrating[] = { 64 * MiB }, shared[] = { 192 * MiB };
-    g_autofree char *uri = g_strdup_printf("unix:%s/fph-regions-%d.sock",
-                                           g_get_tmp_dir(), getpid());
     QTestState *src = start_qemu(&c, false);
     QTestState *dst = start_qemu(&c, true);
     FphDriver g;
     uint32_t cmd_id;
     size_t page;
 
-    set_capability(src, "x-ignore-shared");
-    set_capability(dst, "x-ignore-shared");
+    fph_set_capability(src, "x-ignore-shared");
+    fph_set_capability(dst, "x-ignore-shared");
     fph_driver_init(&g, src, true);
     fill_areas(src, migrating, 1);
     fill_areas(src, shared, 1);
     fph_driver_post_slot(&g);
 
-    fph_set_max_bandwidth(src, 64 * 1024);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "'arguments': { 'uri': %s } }", uri);
-    migrate_qmp(src, uri, "{}");
+    start_slow_migration(src, dst);
     cmd_id = fph_driver_wait_request(&g);
     fph_driver_report(&g, cmd_id, 0, shared[0], AREA_PAGES, FREE_FIRST,
                       FREE_PAGES);
     fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, migrating[0],
                       AREA_PAGES, FREE_FIRST, FREE_PAGES);
-    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"),
-                     ==, 0);
-    g_assert_cmpuint(fph_balloon_counter(src,
-                                         "pages-skipped"),
-                     ==, FREE_PAGES);
+    g_assert_cmpuint(fph_balloon_counter(src, "bad-input"), ==, 0);
+    g_assert_cmpuint(fph_balloon_counter(src, "pages-skipped"), ==,
+                     FREE_PAGES);
 
     reuse_some_reported_pages(src, migrating, 1);
     reuse_some_reported_pages(src, shared, 1);
-    fph_set_max_bandwidth(src, 1ULL << 30);
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    finish_migration(src, dst);
     check_areas(dst, migrating, 1);
     for (page = 0; page < AREA_PAGES; page++) {
         uint64_t addr = shared[0] + page * PAGE;

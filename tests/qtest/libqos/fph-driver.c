@@ -296,6 +296,14 @@ uint64_t fph_balloon_counter(QTestState *qts, const char *name)
     return value;
 }
 
+void fph_set_capability(QTestState *qts, const char *cap)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
+                             "'arguments': { 'capabilities': "
+                             "[ { 'capability': %s, 'state': true } ] } }",
+                             cap);
+}
+
 void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second)
 {
     qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"

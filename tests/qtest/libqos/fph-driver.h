@@ -96,6 +96,8 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
 
 /* A counter of the balloon with id "balloon" (free-page-bitmap-@name) */
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
+/* Turn a migration capability on */
+void fph_set_capability(QTestState *qts, const char *cap);
 /* Migration's max-bandwidth, to keep the bulk stage below test data */
 void fph_set_max_bandwidth(QTestState *qts, uint64_t bytes_per_second);
 
