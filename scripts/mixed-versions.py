@@ -374,9 +374,9 @@ which migrates. A stock source sends no bitmap, and qemu-fph loads its
 stream as any other. The stock TCG bug above does not need hints: any
 stock source under TCG can lose writes after a sync, more likely the
 longer the migration runs, and a balloon makes the bulk stage longer.
-Repeated here (`--only "in the balloon, pc-q35-7.2, stock ->"`, 7 runs
-each, this table's run included): `stock -> fph` broke the guest in 3,
-the control `stock -> stock` in 4. When the control of the same run
+Repeated here (`--only "in the balloon, pc-q35-7.2, stock ->"`, this
+table's run included): `stock -> fph` broke the guest in 4 runs of 8, the
+control `stock -> stock` in 4 of 7. When the control of the same run
 passed, the table's row cannot blame stock and shows `-`; qemu-fph as
 the source never broke it. On KVM the bug does not apply.
 
