@@ -107,9 +107,12 @@ SOAK_MODE ?= stock
 soak: qemu
 	@$(PYTHON) scripts/soak.py --mode $(SOAK_MODE)
 
-# The full matrix; regenerates docs/benchmark.*
+# The full matrix; regenerates docs/benchmark.*.  BENCH_SCENARIOS=ballooned
+# (comma-separated) runs only those scenarios and replaces only their runs.
+BENCH_SCENARIOS ?=
 bench: qemu
-	@$(PYTHON) scripts/bench.py
+	@$(PYTHON) scripts/bench.py \
+	    $(if $(BENCH_SCENARIOS),--scenarios $(BENCH_SCENARIOS))
 
 endif
 
