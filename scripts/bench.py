@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo                                       # noqa: E402
@@ -46,15 +47,16 @@ def guest_cost(rows):
     return out
 
 
-BALLOONED_TEXT = """The guest writes 3/4 of its RAM (less its live data) and
-frees it, then the host sets the balloon to a quarter of guest RAM (QMP
+BALLOONED_TEXT = """The guest writes 3/4 of its RAM (less its live data)
+and frees it, then the host sets the balloon to a quarter of guest RAM (QMP
 `balloon`; "RAM MiB" is what `query-balloon` reached) and migrates.  "cpu
 ms" is the CPU time of the source's migration thread (utime + stime, read
 in ns from its schedstat), "pages scanned" the pages it read (ram `normal`
 + `duplicate`), "balloon skipped" the ballooned pages it skipped unread
-(`balloon-skipped-pages`; '-' when QEMU has no ballooned-page bitmap).  `off-nobpb` is `off` with
-`ballooned-page-bitmap=off`: migration reads the balloon's pages, as stock
-QEMU does.
+(`balloon-skipped-pages`; '-' when QEMU has no ballooned-page bitmap).
+`fph-off` is qemu-fph's guest kernel with hints off, `off-nobpb` is `off`
+with `ballooned-page-bitmap=off`: migration reads the balloon's pages, as
+stock QEMU does.
 
 "Never ballooned" is the same guest kernel in the same mode, with the same
 RAM size and the same live data, migrated idle (the `unballooned` runs):
@@ -103,6 +105,14 @@ def write_markdown(path, runs, meta):
                 'ms" the CPU time of the source\'s migration thread (\'-\' '
                 'in runs from before it was measured).\n\n' %
                 (meta['accel'], meta['bandwidth_mib'], meta['repetitions']))
+        # BENCH_SCENARIOS runs some scenarios again, so the sections may
+        # come from different days.
+        dates = meta.get('run_dates', {})
+        if dates:
+            f.write('Runs of %s.\n\n' % '; '.join(
+                '%s: %s' % (', '.join(sorted(
+                    sc for sc in dates if dates[sc] == d)), d)
+                for d in sorted(set(dates.values()))))
         for mem in sizes:
             main = [m for m in medians if m.guest_mib == mem and
                     m.scenario not in guestrun.BALLOONED + ('unballooned',)]
@@ -139,7 +149,17 @@ def main():
                         'each (default: all)')
     parser.add_argument('--modes', default=','.join(demo.MODES))
     parser.add_argument('--bandwidth', type=int, default=10240)
+    parser.add_argument('--markdown-only', action='store_true',
+                        help='run nothing: write docs/benchmark.md again '
+                        'from docs/benchmark.json')
     args = parser.parse_args()
+
+    json_path = os.path.join(DOCS, 'benchmark.json')
+    md = os.path.join(DOCS, 'benchmark.md')
+    if args.markdown_only:
+        runs, meta = load_runs(json_path)
+        write_markdown(md, runs, meta)
+        return 0
 
     scenarios = args.scenarios.split(',')
     modes = args.modes.split(',')
@@ -189,15 +209,16 @@ def main():
         except ImportError:
             pass
 
-    json_path = os.path.join(DOCS, 'benchmark.json')
     old_runs, old_meta = load_runs(json_path)
     all_runs = merge_runs(old_runs, runs)
+    today = time.strftime('%Y-%m-%d')
     meta = {'accel': accel, 'bandwidth_mib': args.bandwidth,
             'repetitions': args.reps,
             'baselines_mb': dict(old_meta.get('baselines_mb', {}),
-                                 **baselines_all)}
+                                 **baselines_all),
+            'run_dates': dict(old_meta.get('run_dates', {}),
+                              **{r.scenario: today for r in runs})}
     report.write_json(all_runs, json_path, meta)
-    md = os.path.join(DOCS, 'benchmark.md')
     write_markdown(md, all_runs, meta)
     print(open(md).read())
     bad = [r for r in runs if not r.ok()]

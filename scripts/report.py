@@ -97,8 +97,9 @@ def ballooned_table(rows, references):
             'kind': r.kind, 'balloon_mib': dash(r.balloon_mib),
             'pages_scanned': dash(r.pages_scanned),
             'balloon_skipped': dash(r.balloon_skipped_pages),
-            'never': '-' if ref is None else '%s, %s' % (
-                ref.mb_sent, dash(ref.migration_cpu_ms)),
+            'never': '-' if ref is None else '%.1f, %s' % (
+                ref.mb_sent, '-' if ref.migration_cpu_ms is None else
+                '%.0f' % ref.migration_cpu_ms),
             'ratio': '-' if ref is None else '%s, %s' % (
                 ratio(r.mb_sent, ref.mb_sent),
                 ratio(r.migration_cpu_ms, ref.migration_cpu_ms)),
