@@ -162,7 +162,7 @@ class RunResult:
     hint_latency_us: Optional[int] = None
     # The longest turn of QEMU's main loop spent on hints (BQL held)
     hint_turn_us: Optional[int] = None
-    # utime + stime of the source's migration thread
+    # CPU time (utime + stime) of the source's migration thread, ms
     migration_cpu_ms: Optional[int] = None
     # Pages the migration thread read: ram normal + duplicate
     pages_scanned: Optional[int] = None
