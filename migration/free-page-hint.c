@@ -1,9 +1,9 @@
 /*
  * Free page hints (qemu-fph): migration's side.  Sources (the balloon's
- * free page bitmap today) report free guest-physical ranges; this file
- * decides when they may be asked, which reports are still valid, what
- * memory a report may cover, and clears the pages from the migration
- * bitmap.  See include/migration/free-page-hint.h and
+ * free page bitmap and its ballooned pages) report free guest-physical
+ * ranges; this file decides when they may be asked, which reports are
+ * still valid, what memory a report may cover, and clears the pages from
+ * the migration bitmap.  See include/migration/free-page-hint.h and
  * docs/free-page-hinting.rst.
  *
  * Copyright (c) 2026 The qemu-fph authors

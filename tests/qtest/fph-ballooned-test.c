@@ -308,6 +308,7 @@ static void test_inflate_migrate(const void *opaque)
 {
     const BackendCase *c = opaque;
     const size_t written = RUN_FIRST + 7, read = SCATTER_FIRST + 8;
+    g_autofree char *hmp = NULL, *expected = NULL;
     Guest g;
     uint64_t total_pages, skipped;
     QDict *info;
@@ -327,6 +328,11 @@ static void test_inflate_migrate(const void *opaque)
     g_assert_cmpuint(balloon_skipped(g.src), ==, skipped);
     g_assert_cmpuint(fph_balloon_get(g.src, "ballooned-pages-skipped"), ==,
                      skipped);
+    hmp = qtest_hmp(g.src, "info migrate");
+    expected = g_strdup_printf("balloon skipped pages: %" PRIu64,
+                               skipped);
+    g_assert_nonnull(strstr(hmp, expected));
+    g_assert(strchr("\r\n", strstr(hmp, expected)[strlen(expected)]));
     /* Nothing else skips: every other page was read once, at least */
     info = query_migrate(g.src);
     total_pages = qdict_get_int(qdict_get_qdict(info, "ram"), "total") /
