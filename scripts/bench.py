@@ -60,8 +60,8 @@ stock QEMU does.
 
 "Never ballooned" is the same guest kernel in the same mode, with the same
 RAM size and the same live data, migrated idle (the `unballooned` runs):
-the guest the balloon should give back, as far as migration goes, since its
-ballooned pages are then like pages the guest never touched.  A guest
+what a ballooned guest should cost to migrate, if its ballooned pages are
+as cheap as pages the guest never touched.  A guest
 booted with only the RAM left after ballooning would not do: its kernel's
 page array and tables are a quarter the size (16 MiB against 4 MiB of
 `struct page` for 1 GiB), so the comparison would measure the guest size,
