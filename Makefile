@@ -29,6 +29,7 @@ help:
 	@echo "make soak       20 migrations of the stock guest with stock hints"
 	@echo "make soak SOAK_MODE=fph-churn  20 runs of the qemu-fph guest under churn"
 	@echo "make bench      the benchmark matrix, results into docs/"
+	@echo "make bench BENCH_SCENARIOS=ballooned  that scenario only"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 # The libFuzzer targets (docs/fuzzing.rst): our pure files and the
@@ -107,9 +108,12 @@ SOAK_MODE ?= stock
 soak: qemu
 	@$(PYTHON) scripts/soak.py --mode $(SOAK_MODE)
 
-# The full matrix; regenerates docs/benchmark.*
+# The full matrix; regenerates docs/benchmark.*.  BENCH_SCENARIOS=ballooned
+# (comma-separated) runs only those scenarios and replaces only their runs.
+BENCH_SCENARIOS ?=
 bench: qemu
-	@$(PYTHON) scripts/bench.py
+	@$(PYTHON) scripts/bench.py \
+	    $(if $(BENCH_SCENARIOS),--scenarios $(BENCH_SCENARIOS))
 
 endif
 

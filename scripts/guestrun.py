@@ -80,7 +80,46 @@ MODES = {m.name: m for m in [
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
     Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',
          extra=('-object', 'iothread,id=io1')),
+    # Hints off, and migration reads the balloon's pages as stock QEMU
+    # does: the ballooned scenario's comparison row.
+    Mode('off-nobpb', 'stock', 'free-page-hint=off,ballooned-page-bitmap=off'),
 ]}
+
+# The ballooned scenario's modes: hints off with either guest kernel, stock
+# hinting, free page bitmaps, and one row without the ballooned-page bitmap.
+BALLOONED_MODES = ['off', 'fph-off', 'stock', 'bitmap', 'off-nobpb']
+# Scenarios with the balloon taken down to a quarter of guest RAM.
+BALLOONED = ('ballooned',)
+
+
+def unballooned_mode(name):
+    """The mode whose never-ballooned run a ballooned run compares with:
+    the same guest and hints (without ballooned pages, the ballooned-page
+    bitmap changes nothing)."""
+    return name[:-len('-nobpb')] if name.endswith('-nobpb') else name
+
+
+def device_has_property(qemu, driver, prop):
+    """Whether @qemu's @driver has the property @prop (e.g. one this tree
+    does not have yet)."""
+    out = subprocess.run([qemu, '-device', driver + ',help'],
+                         capture_output=True, text=True)
+    return re.search(r'^\s*%s=' % re.escape(prop), out.stdout,
+                     re.M) is not None
+
+
+def usable_modes(names, qemu=QEMU_BIN):
+    """@names less the modes @qemu cannot run, each said once."""
+    out = []
+    for n in names:
+        if ('ballooned-page-bitmap=' in MODES[n].device and
+                not device_has_property(qemu, 'virtio-balloon-pci',
+                                        'ballooned-page-bitmap')):
+            progress('mode %s left out: this QEMU has no ballooned-page-bitmap'
+                     % n)
+            continue
+        out.append(n)
+    return out
 
 
 def numa_mode(base, mem_mib, nodes=2):
@@ -123,6 +162,12 @@ class RunResult:
     hint_latency_us: Optional[int] = None
     # The longest turn of QEMU's main loop spent on hints (BQL held)
     hint_turn_us: Optional[int] = None
+    # CPU time (utime + stime) of the source's migration thread, ms
+    migration_cpu_ms: Optional[int] = None
+    # Pages the migration thread read: ram normal + duplicate
+    pages_scanned: Optional[int] = None
+    # query-migrate's balloon-skipped-pages: in the balloon, never read
+    balloon_skipped_pages: Optional[int] = None
     live_mib: int = 0
     pages_checked: Optional[int] = None
     pages_wrong: Optional[int] = None
@@ -137,9 +182,10 @@ class RunResult:
     repetitions: Optional[int] = None   # medians: of how many runs
     hops: Optional[int] = None          # soak: migrations that completed
     note: Optional[str] = None          # soak: what else the run did
+    balloon_mib: Optional[int] = None   # ballooned: guest RAM left to it
 
     OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions', 'hops',
-                'note')
+                'note', 'balloon_mib')
 
     def ok(self):
         """Every page checked right, the guest lives, its log is clean."""
@@ -164,6 +210,13 @@ class RunResult:
     def to_dict(self):
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if v is not None or k not in self.OPTIONAL}
+
+    @classmethod
+    def from_dict(cls, d):
+        """A result read back from JSON; fields older files lack keep
+        their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def progress(msg):
@@ -350,7 +403,9 @@ def pick_accel(kind='stock', qemu=QEMU_BIN):
 def scenario_commands(scenario, mem_mib):
     """Guest shell commands that prepare a scenario (before migrating), and
     the ones to run while migrating; the MiB of live data the guest keeps
-    (the checked holder, plus what a scenario holds)."""
+    (the checked holder, plus what a scenario holds).  'idle' and
+    'unballooned' (the ballooned scenario's reference, run apart from the
+    idle scenario's figures) only hold."""
     hold = max(16, mem_mib // 16)
     live = hold
     prep = ['fph-guest hold %d' % hold]
@@ -361,6 +416,10 @@ def scenario_commands(scenario, mem_mib):
         frag = mem_mib * 3 // 4 - hold
         prep.append('fph-guest fragment %d' % frag)
         live += frag // 2               # every other page stays in use
+    elif scenario == 'ballooned':
+        # Written and freed, then the host's balloon takes it (after prep,
+        # balloon_target_mib()).
+        prep.append('fph-guest fill %d' % (mem_mib * 3 // 4 - hold))
     elif scenario == 'churn':
         churn = max(8, mem_mib // 16)
         prep.append('fph-guest fill %d' % (mem_mib // 2))
@@ -368,6 +427,45 @@ def scenario_commands(scenario, mem_mib):
         during.append('fph-guest rewrite')
         live += churn // 8              # one chunk of the churner at a time
     return hold, live, prep, during
+
+
+def balloon_target_mib(scenario, mem_mib):
+    """The balloon target a scenario sets after its guest commands, if
+    any: a quarter of guest RAM."""
+    return mem_mib // 4 if scenario in BALLOONED else None
+
+
+# A balloon that has not moved for this long has stopped where it is.
+BALLOON_STALL_S = 10
+
+
+def balloon_down(g, target_mib, timeout=600):
+    """Set the balloon target of @g with QMP balloon and wait until
+    query-balloon reaches it or stops moving; returns the guest's RAM in
+    MiB then (and says it when short of the target)."""
+    target = target_mib << 20
+    g.cmd('balloon', value=target)
+    start = last_move = time.monotonic()
+    last = None
+    while True:
+        actual = g.cmd('query-balloon')['actual']
+        now = time.monotonic()
+        if actual <= target:
+            break
+        if actual != last:
+            last, last_move = actual, now
+        elif now - last_move > BALLOON_STALL_S:
+            progress('   balloon stopped at %d MiB, target %d MiB' %
+                     (actual >> 20, target_mib))
+            break
+        if now - start > timeout:
+            progress('   balloon at %d MiB after %d s, target %d MiB' %
+                     (actual >> 20, timeout, target_mib))
+            break
+        time.sleep(0.2)
+    progress('   balloon: guest RAM %d MiB in %.0f s' %
+             (actual >> 20, time.monotonic() - start))
+    return actual >> 20
 
 
 def run_commands(g, commands, timeout=600):
@@ -392,14 +490,103 @@ def start_migration(src, dst, setup, mode, params=None):
     return start
 
 
+class ThreadCpu:
+    """The CPU time (utime + stime of /proc/PID/task/TID/stat) of a
+    thread of @pid named @comm that starts after this object: sampled every
+    @interval seconds from a thread of ours until stop().
+
+    The migration thread exits as soon as the migration ends, and its
+    times go with it, so the last sample taken while it ran is the figure:
+    it misses at most @interval of the thread's last moments.
+
+    stat gives utime + stime in 10 ms clock ticks, too coarse for a 1 GiB
+    guest's migration, which takes tens of ms of CPU; the kernel scales
+    them so that they add up to the thread's run time, which schedstat has
+    in ns.  So schedstat when the kernel has it, stat otherwise."""
+
+    def __init__(self, pid, comm, interval=0.02):
+        self.task_dir = '/proc/%d/task' % pid
+        self.comm = comm
+        self.interval = interval
+        self.tick_ms = 1000 / os.sysconf('SC_CLK_TCK')
+        # A thread of that name already there is an earlier migration's,
+        # on its way out (a cancelled one).
+        self.old = set(self._named())
+        self.tid = None
+        self.ms = None
+        self.done = threading.Event()
+        self.sampler = threading.Thread(target=self._run, daemon=True)
+        self.sampler.start()
+
+    def _named(self):
+        tids = []
+        try:
+            entries = os.listdir(self.task_dir)
+        except OSError:
+            return tids
+        for t in entries:
+            try:
+                with open('%s/%s/comm' % (self.task_dir, t)) as f:
+                    if f.read().strip() == self.comm:
+                        tids.append(t)
+            except OSError:
+                pass
+        return tids
+
+    def _sample(self):
+        if self.tid is None:
+            new = [t for t in self._named() if t not in self.old]
+            if not new:
+                return
+            self.tid = new[0]
+        task = '%s/%s/' % (self.task_dir, self.tid)
+        try:
+            with open(task + 'stat') as f:
+                stat = f.read()
+        except OSError:
+            return                      # it has ended: keep the last value
+        name, _, rest = stat.partition(' (')[2].rpartition(') ')
+        if name != self.comm:
+            return                      # the id went to another thread
+        try:
+            with open(task + 'schedstat') as f:
+                self.ms = int(f.read().split()[0]) / 1e6
+            return
+        except (OSError, ValueError, IndexError):
+            pass
+        fields = rest.split()
+        # Fields 14 and 15 of stat; rest starts at field 3 (state).
+        self.ms = (int(fields[11]) + int(fields[12])) * self.tick_ms
+
+    def _run(self):
+        while not self.done.is_set():
+            self._sample()
+            self.done.wait(self.interval)
+
+    def stop(self):
+        """The thread's CPU time in ms, None if it was never seen."""
+        self.done.set()
+        self.sampler.join()
+        self._sample()
+        return None if self.ms is None else round(self.ms)
+
+
+# The name of QEMU 7.2's migration thread (with -name debug-threads=on).
+MIGRATION_THREAD = 'live_migration'
+
+
 def migrate(src, dst, setup, mode, during=(), params=None):
-    """One migration to the end; (query-migrate, seconds).  RunError when
-    it does not complete."""
-    start = start_migration(src, dst, setup, mode, params)
-    for c in during:
-        src.console.send(c + '\n')
-    info = wait_migration(src, start, setup.timeout)
-    return info, time.monotonic() - start
+    """One migration to the end; (query-migrate, seconds, the migration
+    thread's CPU ms).  RunError when it does not complete."""
+    cpu = ThreadCpu(src.vm.get_pid(), MIGRATION_THREAD)
+    try:
+        start = start_migration(src, dst, setup, mode, params)
+        for c in during:
+            src.console.send(c + '\n')
+        info = wait_migration(src, start, setup.timeout)
+    finally:
+        cpu_ms = cpu.stop()
+    return info, time.monotonic() - start, cpu_ms
 
 
 def new_result(setup, mode, scenario, live=0):
@@ -407,9 +594,13 @@ def new_result(setup, mode, scenario, live=0):
                      setup.mem_mib, setup.bandwidth_mib, live_mib=live)
 
 
-def record_migration(r, info, elapsed):
+def record_migration(r, info, elapsed, cpu_ms=None):
     """What QEMU measured, into @r."""
     ram = info.get('ram', {})
+    r.migration_cpu_ms = cpu_ms
+    r.pages_scanned = ram.get('normal', 0) + ram.get('duplicate', 0)
+    # Absent while the balloon has no ballooned-page bitmap.
+    r.balloon_skipped_pages = info.get('balloon-skipped-pages')
     hints = info.get('free-page-hints', {})
     r.total_ms = info.get('total-time')
     r.downtime_ms = info.get('downtime')
@@ -467,9 +658,12 @@ def migrate_run(setup, mode, scenario, rundir):
     try:
         dst = GuestVM('destination', mode, setup, rundir, incoming=True)
         run_commands(src, prep)
-        info, elapsed = migrate(src, dst, setup, mode, during)
         r = new_result(setup, mode, scenario, live)
-        record_migration(r, info, elapsed)
+        target = balloon_target_mib(scenario, setup.mem_mib)
+        if target:
+            r.balloon_mib = balloon_down(src, target)
+        info, elapsed, cpu_ms = migrate(src, dst, setup, mode, during)
+        record_migration(r, info, elapsed, cpu_ms)
         return check_destination(dst, r, src.console.text)
     finally:
         src.close()
@@ -515,16 +709,19 @@ def run_loop(setup, plan, baselines=None):
         yield r
 
 
-def idle_baselines(setup, kinds, reps=1):
+def idle_baselines(setup, kinds, reps=1, rows=None):
     """What each guest kernel sends idle with hints off, less its live data:
-    the base of the limit (median of @reps runs)."""
+    the base of the limit (median of @reps runs).  The runs go to @rows
+    when given."""
     baselines = {}
     for kind, mode in (('stock', 'off'), ('fph', 'fph-off')):
         if kind not in kinds:
             continue
         plan = [('baseline: %s kernel idle, hints off' % kind, 'idle', mode)]
-        vals = [r.mb_sent - r.live_mib * 1.048576
-                for r in run_loop(setup, plan * reps)]
+        runs = list(run_loop(setup, plan * reps))
+        if rows is not None:
+            rows += runs
+        vals = [r.mb_sent - r.live_mib * 1.048576 for r in runs]
         baselines[kind] = sorted(vals)[len(vals) // 2]
     return baselines
 

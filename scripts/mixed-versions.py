@@ -242,8 +242,8 @@ def run_row(setup, row, rundir, stock_qemu):
             src.cmd('migrate-set-capabilities', capabilities=caps)
             dst.cmd('migrate-set-capabilities', capabilities=caps)
             try:
-                info, elapsed = guestrun.migrate(src, dst, setup,
-                                                 row.mode(s_side), during)
+                info, elapsed, cpu_ms = guestrun.migrate(
+                    src, dst, setup, row.mode(s_side), during)
             except RunError as e:
                 o.result = 'failed'
                 msg = str(e)
@@ -254,7 +254,7 @@ def run_row(setup, row, rundir, stock_qemu):
                 o.result = 'completed'
                 r = guestrun.new_result(setup, row.mode(d_side), SCENARIO,
                                         live)
-                guestrun.record_migration(r, info, elapsed)
+                guestrun.record_migration(r, info, elapsed, cpu_ms)
                 guestrun.check_destination(dst, r, src.console.text)
                 o.check = r.check()
                 o.ok = r.ok()

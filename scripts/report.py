@@ -7,11 +7,17 @@ import statistics
 
 COLUMNS = [
     ('scenario', 'scenario'), ('mode', 'mode'), ('total_ms', 'total ms'),
-    ('downtime_ms', 'downtime ms'), ('mb_sent', 'MB sent'),
+    ('downtime_ms', 'downtime ms'), ('cpu_ms', 'cpu ms'),
+    ('mb_sent', 'MB sent'),
     ('skipped', 'skipped free/zero'), ('hint_latency_ms', 'hint ms'),
     ('hint_turn_ms', 'turn ms'),
     ('limit_mb', 'limit MB'), ('check', 'data check'),
 ]
+
+
+def dash(v):
+    """A figure, or '-' when there is none."""
+    return '-' if v is None else v
 
 
 def table_row(r):
@@ -21,6 +27,7 @@ def table_row(r):
     return {
         'scenario': r.scenario, 'mode': r.mode,
         'total_ms': r.total_ms, 'downtime_ms': r.downtime_ms,
+        'cpu_ms': dash(r.migration_cpu_ms),
         'mb_sent': r.mb_sent,
         'skipped': '%s/%s' % ('-' if free is None else free, r.zero_pages),
         'hint_latency_ms': '-' if not lat else '%.1f' % (lat / 1000),
@@ -44,6 +51,63 @@ def format_table(rows, columns=COLUMNS):
                       [[c[k] for k, _ in columns] for c in cells])
 
 
+# The ballooned scenario's own table: what the migration thread read and
+# skipped, against the same guest never ballooned.
+BALLOONED_COLUMNS = [
+    ('mode', 'mode'), ('kind', 'kernel'), ('balloon_mib', 'RAM MiB'),
+    ('total_ms', 'total ms'), ('mb_sent', 'MB sent'), ('cpu_ms', 'cpu ms'),
+    ('pages_scanned', 'pages scanned'),
+    ('balloon_skipped', 'balloon skipped'), ('skipped', 'skipped free/zero'),
+    ('never', 'never ballooned MB, cpu ms'), ('ratio', 'x MB, x cpu'),
+    ('check', 'data check'),
+]
+
+
+def ratio(a, b):
+    return '-' if a is None or not b else '%.2f' % (a / b)
+
+
+def never_ballooned(rows, ref_mode):
+    """{(guest MiB, mode): run} for each ballooned row of @rows: the
+    median of the never-ballooned runs in @rows of the same size and of
+    mode @ref_mode(mode), 'unballooned' ones if any, else 'idle' ones."""
+    groups = {(m.guest_mib, m.mode, m.scenario): m for m in median_rows(
+        [r for r in rows if r.scenario in ('unballooned', 'idle') and
+         not r.error])}
+    refs = {}
+    for r in rows:
+        if r.scenario == 'ballooned':
+            key = (r.guest_mib, ref_mode(r.mode))
+            ref = groups.get(key + ('unballooned',)) or groups.get(
+                key + ('idle',))
+            if ref:
+                refs[(r.guest_mib, r.mode)] = ref
+    return refs
+
+
+def ballooned_table(rows, references):
+    """@rows (ballooned runs), each against its never-ballooned run in
+    @references (never_ballooned())."""
+    head = [h for _, h in BALLOONED_COLUMNS]
+    body = []
+    for r in rows:
+        c = table_row(r)
+        ref = references.get((r.guest_mib, r.mode))
+        c.update({
+            'kind': r.kind, 'balloon_mib': dash(r.balloon_mib),
+            'pages_scanned': dash(r.pages_scanned),
+            'balloon_skipped': dash(r.balloon_skipped_pages),
+            'never': '-' if ref is None else '%.1f, %s' % (
+                ref.mb_sent, '-' if ref.migration_cpu_ms is None else
+                '%.0f' % ref.migration_cpu_ms),
+            'ratio': '-' if ref is None else '%s, %s' % (
+                ratio(r.mb_sent, ref.mb_sent),
+                ratio(r.migration_cpu_ms, ref.migration_cpu_ms)),
+        })
+        body.append([c[k] for k, _ in BALLOONED_COLUMNS])
+    return text_table(head, body)
+
+
 def write_json(rows, path, meta):
     with open(path, 'w') as f:
         json.dump({'meta': meta, 'runs': [r.to_dict() for r in rows]}, f,
@@ -59,7 +123,9 @@ def median_rows(rows):
     for runs in groups.values():
         med = {}
         for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
-                  'free_pages_skipped', 'hint_latency_us', 'hint_turn_us'):
+                  'free_pages_skipped', 'hint_latency_us', 'hint_turn_us',
+                  'migration_cpu_ms', 'pages_scanned',
+                  'balloon_skipped_pages', 'balloon_mib'):
             vals = [getattr(r, k) for r in runs
                     if getattr(r, k) is not None]
             m = statistics.median(vals) if vals else None

@@ -61,20 +61,24 @@ def hop(setup, mode, src, rundir, name, r, params=None):
     rewriter again.  Adds to @r; returns the destination."""
     dst = guestrun.GuestVM(name, mode, setup, rundir, incoming=True)
     try:
-        info, elapsed = guestrun.migrate(src, dst, setup, mode,
-                                         params=params)
+        info, elapsed, cpu_ms = guestrun.migrate(src, dst, setup, mode,
+                                                 params=params)
     except RunError:
         dst.close()
         raise
     one = guestrun.RunResult(mode.kind, mode.name, r.scenario, setup.accel,
                              setup.mem_mib, setup.bandwidth_mib)
-    guestrun.record_migration(one, info, elapsed)
+    guestrun.record_migration(one, info, elapsed, cpu_ms)
     guestrun.check_destination(dst, one, src.console.text,
                                before=[STOP_REWRITER])
     r.hops = (r.hops or 0) + 1
     r.total_ms = (r.total_ms or 0) + (one.total_ms or 0)
     r.downtime_ms = max(r.downtime_ms or 0, one.downtime_ms or 0)
     r.mb_sent = round(r.mb_sent + one.mb_sent, 1)
+    if one.migration_cpu_ms is not None:
+        r.migration_cpu_ms = ((r.migration_cpu_ms or 0) +
+                              one.migration_cpu_ms)
+    r.pages_scanned = (r.pages_scanned or 0) + (one.pages_scanned or 0)
     r.free_pages_skipped = ((r.free_pages_skipped or 0) +
                             (one.free_pages_skipped or 0))
     r.pages_checked = (r.pages_checked or 0) + (one.pages_checked or 0)
