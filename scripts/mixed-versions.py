@@ -123,17 +123,6 @@ BITMAP_OFF = Config('ballooned-page-bitmap=off', 'ballooned-page-bitmap=off',
                     '')
 
 
-def inflate(src, setup, mib):
-    """Balloon @mib of @src's RAM away and wait until the guest did."""
-    target = (setup.mem_mib - mib) << 20
-    src.cmd('balloon', value=target)
-    deadline = time.monotonic() + 120
-    while src.cmd('query-balloon')['actual'] > target:
-        if time.monotonic() > deadline:
-            raise RunError('the balloon did not reach %d MiB' % mib)
-        time.sleep(1)
-
-
 STOCK_BUG = ('stock QEMU\'s own bug on the source (as stock -> stock): '
              'free-page-hint=off on stock QEMU')
 STOCK_TCG_BUG = ('stock QEMU\'s own bug on the source (as stock -> stock): '
@@ -228,7 +217,11 @@ def run_row(setup, row, rundir, stock_qemu):
     try:
         guestrun.run_commands(src, prep)
         if row.ballooned_mib:
-            inflate(src, setup, row.ballooned_mib)
+            got = guestrun.balloon_down(src, setup.mem_mib -
+                                        row.ballooned_mib, timeout=120)
+            if got > setup.mem_mib - row.ballooned_mib:
+                raise RunError('the balloon took %d MiB of %d' %
+                               (setup.mem_mib - got, row.ballooned_mib))
         try:
             dst = guestrun.GuestVM('destination', row.mode(d_side), setup,
                                    rundir, incoming=True,
