@@ -21,6 +21,7 @@
 #include "libqos/virtio-pci.h"
 
 #define FPH_FEATURE_BITMAP  16
+#define FPH_FEATURE_BULK    17
 
 typedef struct FphDriver {
     QTestState *qts;
@@ -28,7 +29,10 @@ typedef struct FphDriver {
     QPCIBus *bus;
     int devfn;
     QVirtioPCIDevice *dev;
+    uint64_t offered;
     uint64_t features;          /* negotiated */
+    QVirtQueue *inflate_vq;     /* fph_driver_init_balloon() only */
+    QVirtQueue *deflate_vq;
     QVirtQueue *vq;             /* the free page bitmap queue, or NULL */
     QVirtQueue *hint_vq;        /* the stock free page hint queue */
     uint64_t slot;              /* guest address of the posted buffer */
@@ -44,6 +48,11 @@ typedef struct FphDriver {
  * true, as a stock driver with free page hinting otherwise.
  */
 void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap);
+/*
+ * Probe the balloon and negotiate only version 1 and, when @bulk is true
+ * and offered, bulk inflate and deflate; set up those two queues.
+ */
+void fph_driver_init_balloon(FphDriver *d, QTestState *qts, bool bulk);
 /* The guest now runs in @qts, after a migration: same memory, new QEMU. */
 void fph_driver_moved_to(FphDriver *d, QTestState *qts);
 /* Reset the device, as a driver that reloads would. */
@@ -67,6 +76,9 @@ void fph_driver_wait_used(FphDriver *d, QVirtQueue *vq, uint32_t head,
 
 /* Send a chunk of @len bytes and wait until the device consumed it. */
 void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
+/* The same for any buffer on any queue, device-readable or -writable */
+void fph_driver_send_on(FphDriver *d, QVirtQueue *vq, const void *buf,
+                        size_t len, bool device_writable);
 /*
  * Queue @n copies of a chunk with one notification, as a driver that
  * fills the queue does, and wait until the device consumed them all.
@@ -96,6 +108,8 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
 
 /* A counter of the balloon with id "balloon" (free-page-bitmap-@name) */
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
+/* Any integer property of the balloon with id "balloon" */
+uint64_t fph_balloon_property(QTestState *qts, const char *prop);
 /* Turn a migration capability on */
 void fph_set_capability(QTestState *qts, const char *cap);
 /* Migration's max-bandwidth, to keep the bulk stage below test data */
