@@ -139,6 +139,14 @@ def advice(row, messages):
         return 'add iothread= (and -object iothread) on stock QEMU'
     if 'free-page-bitmap' in text and 'not found' in text:
         return 'drop free-page-bitmap= on stock QEMU (it has no bitmap)'
+    # qemu-fph's guest kernel negotiates bulk inflate and deflate (bit 17)
+    # whenever offered, which stock QEMU refuses on load.
+    if (row.kind == 'fph' and row.direction == 'fph -> stock' and
+            'unsupported' in text and 'Features' in text and
+            row.machine == MACHINE):
+        return ('bulk-balloon=off (and free-page-bitmap=off with '
+                'free-page-hint=on) on the qemu-fph source, or a pc-q35-7.1 '
+                'or older machine type, from guest boot')
     if (row.kind == 'fph' and row.direction == 'fph -> stock' and
             row.config.fph == 'free-page-hint=on' and
             row.machine == MACHINE):
