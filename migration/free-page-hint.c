@@ -28,6 +28,7 @@
 #include "migration.h"
 #include "ram.h"
 #include "guest-ram-map.h"
+#include "host-mem-holes.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "trace.h"
@@ -229,6 +230,80 @@ void free_page_hint_skip_bitmap(FreePageHintSource *src, uint64_t gpa,
     }
 }
 
+typedef struct SkipUnbacked {
+    FreePageHintSource *src;
+    uint64_t gpa;               /* of bit 0 */
+    const unsigned long *pages;
+} SkipUnbacked;
+
+/*
+ * Looks at the host only in windows with a page to skip, one read of the
+ * page map per window: a balloon of scattered pages costs a read per 2 MiB
+ * of guest memory, not one per page.
+ */
+static void skip_unbacked_piece(const GuestRamRange *r, uint64_t offset,
+                                uint64_t len, void *opaque)
+{
+    unsigned long *bmap = block_bitmap(r, offset, len);
+    unsigned long holes[BITS_TO_LONGS(HOST_MEM_HOLES_MAX)];
+    SkipUnbacked *su = opaque;
+    RAMBlock *rb = r->block;
+    int bits = qemu_target_page_bits();
+    uint64_t first = (r->gpa + (offset - r->offset) - su->gpa) >> bits;
+    uint64_t npages = len >> bits, block_page = offset >> bits;
+    uint64_t win, end, i, cleared = 0;
+    HostMem host;
+
+    /* A hole is a host page: it must be a target page too. */
+    if (!bmap || qemu_ram_pagesize(rb) != qemu_target_page_size()) {
+        return;
+    }
+    host = (HostMem) {
+        .host = rb->host,
+        .fd = rb->fd,
+        .shared = qemu_ram_is_shared(rb),
+        .page_size = qemu_ram_pagesize(rb),
+    };
+    for (win = 0; win < npages; win += HOST_MEM_HOLES_MAX) {
+        end = first + win + MIN(HOST_MEM_HOLES_MAX, npages - win);
+        i = find_next_bit(su->pages, end, first + win);
+        if (i >= end) {
+            continue;
+        }
+        memset(holes, 0, sizeof(holes));
+        if (!host_mem_find_holes(&host, offset + (win << bits),
+                                 end - first - win, holes)) {
+            trace_free_page_hint_unbacked_unknown(rb->idstr,
+                                                  offset + (win << bits));
+            continue;
+        }
+        for (; i < end; i = find_next_bit(su->pages, end, i + 1)) {
+            uint64_t page = i - first;
+
+            if (test_bit(page - win, holes) &&
+                test_and_clear_bit(block_page + page, bmap)) {
+                cleared++;
+            }
+        }
+    }
+    su->src->counters.skipped_pages += cleared;
+    cleared_in_message += cleared;
+}
+
+void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
+                                  const unsigned long *pages,
+                                  uint64_t nr_pages)
+{
+    SkipUnbacked su = { .src = src, .gpa = gpa, .pages = pages };
+
+    if (guest_ram && nr_pages) {
+        guest_ram_for_each_piece((GuestRamRange *)guest_ram->data,
+                                 guest_ram->len, gpa,
+                                 nr_pages << qemu_target_page_bits(),
+                                 skip_unbacked_piece, &su);
+    }
+}
+
 void free_page_hint_end(FreePageHintSource *src)
 {
     ram_hint_unlock(cleared_in_message);
@@ -268,22 +343,42 @@ static void end_round(void)
     forget_guest_ram();
 }
 
+/* Whether @src is asked in the round about to start */
+static bool source_wanted(FreePageHintSource *src, bool first)
+{
+    if (!src->ops->can_hint(src)) {
+        return false;
+    }
+    switch (src->ops->kind) {
+    case FREE_PAGE_HINT_FROM_GUEST:
+        /*
+         * A stopped guest cannot answer, and the pages it had free are
+         * not worth a round.
+         */
+        return runstate_is_running() &&
+               (first || migrate_free_page_hint_repeat());
+    case FREE_PAGE_HINT_BALLOONED:
+        /* Ballooned pages stay clean: once in the bulk stage is enough. */
+        return first;
+    }
+    g_assert_not_reached();
+}
+
 static void start_round(void)
 {
     FreePageHintSource *src;
+    bool first = !rounds_this_migration;
     bool wanted = false;
 
     /*
      * A page skipped here would stall a postcopy fault on the destination
-     * until the end: no hints with postcopy.  A stopped guest cannot
-     * answer, and the pages it had free are not worth a round.
+     * until the end: no hints with postcopy.
      */
-    if (!runstate_is_running() || migrate_postcopy_ram() ||
-        (rounds_this_migration && !migrate_free_page_hint_repeat())) {
+    if (migrate_postcopy_ram()) {
         return;
     }
     QLIST_FOREACH(src, &sources, next) {
-        wanted |= src->ops->can_hint(src);
+        wanted |= source_wanted(src, first);
     }
     if (!wanted) {
         return;
@@ -301,7 +396,7 @@ static void start_round(void)
     round.current++;
     round.open = true;
     QLIST_FOREACH(src, &sources, next) {
-        if (src->ops->can_hint(src)) {
+        if (source_wanted(src, first)) {
             src->asked = round.current;
             src->answered = false;
             round.unanswered++;
@@ -412,6 +507,21 @@ void free_page_hint_remove_source(FreePageHintSource *src)
     }
 }
 
+bool free_page_hint_query_ballooned(uint64_t *skipped_pages)
+{
+    FreePageHintSource *src;
+    bool any = false;
+
+    *skipped_pages = 0;
+    QLIST_FOREACH(src, &sources, next) {
+        if (src->ops->kind == FREE_PAGE_HINT_BALLOONED) {
+            any = true;
+            *skipped_pages += src->counters.skipped_pages;
+        }
+    }
+    return any;
+}
+
 bool free_page_hint_query(FreePageHintCounters *sum)
 {
     FreePageHintSource *src;
@@ -421,7 +531,8 @@ bool free_page_hint_query(FreePageHintCounters *sum)
     QLIST_FOREACH(src, &sources, next) {
         const FreePageHintCounters *c = &src->counters;
 
-        if (!src->ops->can_hint(src)) {
+        if (src->ops->kind != FREE_PAGE_HINT_FROM_GUEST ||
+            !src->ops->can_hint(src)) {
             continue;
         }
         any = true;

@@ -46,7 +46,25 @@ typedef struct FreePageHintRequest {
     bool drop_cache;            /* drop clean page cache before reporting */
 } FreePageHintRequest;
 
+/* Where a source learns which pages hold nothing the guest needs */
+typedef enum FreePageHintKind {
+    /*
+     * The guest answers a request with its free pages: asked only while
+     * it runs, in the first round of a migration and, with
+     * free-page-hint-repeat, in every round after a sync.
+     */
+    FREE_PAGE_HINT_FROM_GUEST,
+    /*
+     * The device knows: pages the guest gave to the balloon.  Asked in
+     * the first round of a migration, running or not; it reports with
+     * free_page_hint_skip_unbacked(), which skips only pages the host
+     * shows empty.
+     */
+    FREE_PAGE_HINT_BALLOONED,
+} FreePageHintKind;
+
 typedef struct FreePageHintSourceOps {
+    FreePageHintKind kind;
     /* Whether the source may hint in this migration (it is asked often). */
     bool (*can_hint)(FreePageHintSource *src);
     /*
@@ -105,13 +123,29 @@ void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
  */
 void free_page_hint_skip_bitmap(FreePageHintSource *src, uint64_t gpa,
                                 const uint8_t *bitmap, uint64_t nr_pages);
+/*
+ * For FREE_PAGE_HINT_BALLOONED sources: the set bits of @pages (a host
+ * bitmap, as QEMU's bitmap.h keeps them, one bit per target page from
+ * @gpa) whose pages the host shows hold no data (never backed, or
+ * discarded and untouched since; migration/host-mem-holes.h).  Those are
+ * skipped without being read.  Dirty tracking was armed before: a write
+ * before the look made the page hold data, a write after it is logged.
+ */
+void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
+                                  const unsigned long *pages,
+                                  uint64_t nr_pages);
 void free_page_hint_end(FreePageHintSource *src);
 /* The source's answer for @round is complete. */
 void free_page_hint_answered(FreePageHintSource *src,
                              FreePageHintRound round);
 
-/* For migration: counters of all sources added up; false if none hints. */
+/*
+ * For migration: counters of the sources that ask the guest, added up;
+ * false if none hints.
+ */
 bool free_page_hint_query(FreePageHintCounters *sum);
+/* Pages of the balloon skipped; false if no balloon keeps a bitmap. */
+bool free_page_hint_query_ballooned(uint64_t *skipped_pages);
 /*
  * For the migration thread, without the BQL, before each pass over RAM:
  * the first time in a migration, wait up to free-page-hint-wait

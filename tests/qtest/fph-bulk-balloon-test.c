@@ -11,7 +11,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/bswap.h"
 #include "libqtest.h"
 #include "libqos/fph-driver.h"
 #include "hw/virtio/bulk-balloon.h"
@@ -60,7 +59,7 @@ static uint64_t prop(QTestState *qts, const char *name)
 {
     g_autofree char *full = g_strconcat("bulk-balloon-", name, NULL);
 
-    return fph_balloon_property(qts, full);
+    return fph_balloon_get(qts, full);
 }
 
 /* A message of @n ranges given as address, length pairs */
@@ -111,10 +110,14 @@ static void test_inflate_deflate(void)
     g_assert_cmpuint(prop(qts, "messages"), ==, 1);
     g_assert_cmpuint(prop(qts, "discarded-pages"), ==, 14);
     g_assert_cmpuint(prop(qts, "bad-input"), ==, 0);
+    /* The ballooned-page bitmap heard of them, */
+    g_assert_cmpuint(fph_balloon_get(qts, "ballooned-pages"), ==, 14);
 
     /* Deflated, the pages are the guest's again. */
     fph_driver_send_on(&d, d.deflate_vq, msg, len, false);
     g_assert_cmpuint(prop(qts, "returned-pages"), ==, 14);
+    /* and of their way back. */
+    g_assert_cmpuint(fph_balloon_get(qts, "ballooned-pages"), ==, 0);
     fill(qts, data_addr(0), 20 * PAGE);
     check(qts, DATA_START, DATA_PAGES * PAGE, false);
     g_assert_cmpuint(prop(qts, "messages"), ==, 2);
@@ -142,19 +145,8 @@ static void test_across_ram_blocks(void)
     check(qts, ranges[0], ranges[1], true);
     check(qts, data_addr(4), (DATA_PAGES - 4) * PAGE, false);
     g_assert_cmpuint(prop(qts, "discarded-pages"), ==, 8);
+    g_assert_cmpuint(fph_balloon_get(qts, "ballooned-pages"), ==, 8);
     qtest_quit(qts);
-}
-
-/* Stock inflate: page numbers, 32 bits each */
-static void send_pfns(FphDriver *d, uint64_t gpa, uint32_t n)
-{
-    g_autofree uint32_t *pfns = g_new(uint32_t, n);
-    uint32_t i;
-
-    for (i = 0; i < n; i++) {
-        pfns[i] = cpu_to_le32(gpa / PAGE + i);
-    }
-    fph_driver_send_on(d, d->inflate_vq, pfns, n * sizeof(*pfns), false);
 }
 
 /* A driver that does not take the feature inflates page by page. */
@@ -165,7 +157,7 @@ static void test_stock_driver(void)
 
     g_assert(d.offered & (1ULL << FPH_FEATURE_BULK));
     g_assert(!(d.features & (1ULL << FPH_FEATURE_BULK)));
-    send_pfns(&d, data_addr(0), 4);
+    fph_driver_balloon_pages(&d, true, data_addr(0), 4);
     check(qts, data_addr(0), 4 * PAGE, true);
     check(qts, data_addr(4), (DATA_PAGES - 4) * PAGE, false);
     g_assert_cmpuint(prop(qts, "messages"), ==, 0);
@@ -269,6 +261,7 @@ static void test_bad(const void *opaque)
     g_assert_cmpuint(prop(qts, "bad-input"), ==, 21);
     g_assert_cmpuint(prop(qts, "discarded-pages"), ==, 0);
     g_assert_cmpuint(prop(qts, "returned-pages"), ==, 0);
+    g_assert_cmpuint(fph_balloon_get(qts, "ballooned-pages"), ==, 0);
     check(qts, DATA_START, DATA_PAGES * PAGE, false);
     check(qts, 0x9f000, PAGE, false);
 

@@ -43,6 +43,7 @@ void virtio_balloon_pages_returned(VirtIOBalloon *s, uint64_t gpa,
 void virtio_balloon_pages_realize(VirtIOBalloon *s);
 void virtio_balloon_pages_unrealize(VirtIOBalloon *s);
 void virtio_balloon_pages_reset(VirtIOBalloon *s);
+void virtio_balloon_pages_instance_init(VirtIOBalloon *s);
 extern const VMStateDescription vmstate_virtio_balloon_pages;
 
 #endif

@@ -94,16 +94,20 @@ void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
 {
     uint64_t offered = probe(d, qts), wanted;
 
-    g_assert(offered & (1ULL << FPH_FEATURE_BITMAP));
+    g_assert(!bitmap || offered & (1ULL << FPH_FEATURE_BITMAP));
     wanted = (1ULL << VIRTIO_F_VERSION_1) |
              (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
              (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
              (bitmap ? 1ULL << FPH_FEATURE_BITMAP : 0);
     d->features = offered & wanted;
     qvirtio_set_features(&d->dev->vdev, d->features);
-    d->hint_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc,
-                                  queue_index(d->features,
-                                              VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+    d->inflate_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc, 0);
+    d->deflate_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc, 1);
+    if (d->features & (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT)) {
+        d->hint_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc,
+                                      queue_index(d->features,
+                                          VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+    }
     d->vq = bitmap ? qvirtqueue_setup(&d->dev->vdev, &d->alloc,
                                       queue_index(d->features,
                                                   FPH_FEATURE_BITMAP))
@@ -305,14 +309,42 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
     fph_driver_send(d, chunk, len);
 }
 
+/* The stock driver sends at most this many page numbers per buffer */
+#define BALLOON_PFNS_PER_BUFFER 256
+
+void fph_driver_balloon_pages(FphDriver *d, bool inflate, uint64_t gpa,
+                              uint32_t nr_pages)
+{
+    QVirtQueue *vq = inflate ? d->inflate_vq : d->deflate_vq;
+    uint32_t pfns[BALLOON_PFNS_PER_BUFFER];
+    uint32_t done, n, i, head;
+    uint64_t addr = guest_alloc(&d->alloc, sizeof(pfns));
+
+    for (done = 0; done < nr_pages; done += n) {
+        n = MIN(nr_pages - done, BALLOON_PFNS_PER_BUFFER);
+        for (i = 0; i < n; i++) {
+            pfns[i] = cpu_to_le32(gpa / FPH_PAGE + done + i);
+        }
+        qtest_memwrite(d->qts, addr, pfns, n * sizeof(pfns[0]));
+        head = qvirtqueue_add(d->qts, vq, addr, n * sizeof(pfns[0]), false,
+                              false);
+        qvirtqueue_kick(d->qts, &d->dev->vdev, vq, head);
+        fph_driver_wait_used(d, vq, head, NULL);
+        /* libqos hands descriptors out once: take this one back */
+        vq->free_head = head;
+        vq->num_free++;
+    }
+    guest_free(&d->alloc, addr);
+}
+
 uint64_t fph_balloon_counter(QTestState *qts, const char *name)
 {
     g_autofree char *prop = g_strconcat("free-page-bitmap-", name, NULL);
 
-    return fph_balloon_property(qts, prop);
+    return fph_balloon_get(qts, prop);
 }
 
-uint64_t fph_balloon_property(QTestState *qts, const char *prop)
+uint64_t fph_balloon_get(QTestState *qts, const char *prop)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
                            "{ 'path': %s, 'property': %s } }",

@@ -31,7 +31,7 @@ typedef struct FphDriver {
     QVirtioPCIDevice *dev;
     uint64_t offered;
     uint64_t features;          /* negotiated */
-    QVirtQueue *inflate_vq;     /* fph_driver_init_balloon() only */
+    QVirtQueue *inflate_vq;
     QVirtQueue *deflate_vq;
     QVirtQueue *vq;             /* the free page bitmap queue, or NULL */
     QVirtQueue *hint_vq;        /* the stock free page hint queue */
@@ -45,7 +45,7 @@ typedef struct FphDriver {
 
 /*
  * Probe the balloon and negotiate, as a qemu-fph driver when @bitmap is
- * true, as a stock driver with free page hinting otherwise.
+ * true, as a stock driver otherwise, with free page hinting if offered.
  */
 void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap);
 /*
@@ -106,10 +106,17 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
                        uint64_t gpa, uint32_t nr_pages,
                        uint32_t first_free, uint32_t nr_free);
 
+/*
+ * Move [@gpa, @gpa + @nr_pages pages) into the balloon (@inflate) or out
+ * of it, with the stock protocol: page numbers, 256 per buffer.
+ */
+void fph_driver_balloon_pages(FphDriver *d, bool inflate, uint64_t gpa,
+                              uint32_t nr_pages);
+
 /* A counter of the balloon with id "balloon" (free-page-bitmap-@name) */
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
-/* Any integer property of the balloon with id "balloon" */
-uint64_t fph_balloon_property(QTestState *qts, const char *prop);
+/* A uint64 property of the balloon with id "balloon" */
+uint64_t fph_balloon_get(QTestState *qts, const char *prop);
 /* Turn a migration capability on */
 void fph_set_capability(QTestState *qts, const char *cap);
 /* Migration's max-bandwidth, to keep the bulk stage below test data */

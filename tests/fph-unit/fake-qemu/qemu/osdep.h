@@ -11,6 +11,11 @@
 #ifndef FAKE_QEMU_OSDEP_H
 #define FAKE_QEMU_OSDEP_H
 
+/* As QEMU's own: glibc's extensions (SEEK_DATA, memfd_create) */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +29,13 @@
 #ifndef MAX
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif
+
+/* The host's page size, as QEMU's osdep.h gives it */
+#include <unistd.h>
+static inline uintptr_t qemu_real_host_page_size(void)
+{
+    return sysconf(_SC_PAGE_SIZE);
+}
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
