@@ -13,6 +13,8 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "libqos/fph-driver.h"
+#include "migration-helpers.h"
+#include "qapi/qmp/qdict.h"
 #include "hw/virtio/bulk-balloon.h"
 
 #define PAGE                4096ULL
@@ -147,6 +149,40 @@ static void test_across_ram_blocks(void)
     g_assert_cmpuint(prop(qts, "discarded-pages"), ==, 8);
     g_assert_cmpuint(fph_balloon_get(qts, "ballooned-pages"), ==, 8);
     qtest_quit(qts);
+}
+
+/*
+ * What a bulk inflate discarded is in the ballooned-page bitmap: the
+ * migration skips it without reading it, and the destination knows it.
+ */
+static void test_migrate(void)
+{
+    FphDriver d;
+    QTestState *src = start(&d, "", true);
+    QTestState *dst = qtest_initf("-M q35 -m 256M -incoming defer "
+                                  "-device virtio-balloon-pci,id=balloon");
+    g_autofree char *uri = g_strdup_printf("unix:%s/fph-bulk-%d.sock",
+                                           g_get_tmp_dir(), getpid());
+    const uint64_t ranges[] = { data_addr(0), 32 * PAGE };
+    size_t len;
+    g_autofree uint8_t *msg = message(&len, 1, ranges);
+    QDict *info;
+
+    fph_driver_send_on(&d, d.inflate_vq, msg, len, false);
+    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", uri);
+    migrate_qmp(src, uri, "{}");
+    wait_for_migration_complete(src);
+    qtest_qmp_eventwait(dst, "RESUME");
+
+    info = migrate_query(src);
+    g_assert_cmpuint(qdict_get_int(info, "balloon-skipped-pages"), ==, 32);
+    qobject_unref(info);
+    g_assert_cmpuint(fph_balloon_get(dst, "ballooned-pages"), ==, 32);
+    check(dst, data_addr(0), 32 * PAGE, true);
+    check(dst, data_addr(32), (DATA_PAGES - 32) * PAGE, false);
+    qtest_quit(dst);
+    qtest_quit(src);
 }
 
 /* A driver that does not take the feature inflates page by page. */
@@ -284,6 +320,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     qtest_add_func("/fph-bulk/inflate-deflate", test_inflate_deflate);
     qtest_add_func("/fph-bulk/across-ram-blocks", test_across_ram_blocks);
+    qtest_add_func("/fph-bulk/migrate", test_migrate);
     qtest_add_func("/fph-bulk/stock-driver", test_stock_driver);
     qtest_add_func("/fph-bulk/not-offered", test_not_offered);
     for (i = 0; i < ARRAY_SIZE(bad_cases); i++) {
