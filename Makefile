@@ -15,7 +15,7 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
-	distclean check-series fuzz fuzz-build
+	distclean check-series fuzz fuzz-build inflate-bench
 
 all: qemu
 
@@ -30,6 +30,7 @@ help:
 	@echo "make soak SOAK_MODE=fph-churn  20 runs of the qemu-fph guest under churn"
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make bench BENCH_SCENARIOS=ballooned  that scenario only"
+	@echo "make inflate-bench  balloon inflate, stock against bulk, into docs/"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 # The libFuzzer targets (docs/fuzzing.rst): our pure files and the
@@ -68,7 +69,8 @@ fuzz: fuzz-build
 	@$(PYTHON) scripts/run-fuzz.py --seconds $(FUZZ_SECONDS)
 
 ifeq ($(BUILD),)
-qemu prepare check lint unit-tests demo soak bench check-series:
+qemu prepare check lint unit-tests demo soak bench check-series \
+inflate-bench:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -114,6 +116,11 @@ BENCH_SCENARIOS ?=
 bench: qemu
 	@$(PYTHON) scripts/bench.py \
 	    $(if $(BENCH_SCENARIOS),--scenarios $(BENCH_SCENARIOS))
+
+# Balloon inflate speed, stock protocol against bulk messages; writes its
+# section of docs/benchmark.md
+inflate-bench: qemu
+	@$(PYTHON) scripts/inflate-speed.py
 
 endif
 

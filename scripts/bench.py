@@ -26,6 +26,16 @@ from guestrun import progress                     # noqa: E402
 DOCS = os.path.join(guestrun.TOP, 'docs')
 
 
+def inflate_section():
+    """The section scripts/inflate-speed.py wrote, which this keeps."""
+    try:
+        text = open(os.path.join(DOCS, 'benchmark.md')).read()
+    except OSError:
+        return ''
+    start = text.find('## Inflate speed')
+    return text[start:] if start >= 0 else ''
+
+
 def host_mem_mib():
     with open('/proc/meminfo') as f:
         for line in f:
@@ -96,6 +106,7 @@ def write_markdown(path, runs, meta):
     size, the ballooned section, the guest's cost of building bitmaps."""
     medians = report.median_rows(runs)
     sizes = sorted({r.guest_mib for r in runs})
+    kept = inflate_section()
     with open(path, 'w') as f:
         f.write('# Benchmark results\n\nWritten by `make bench` '
                 '(scripts/bench.py) from its own runs: %s, tcp loopback, '
@@ -137,6 +148,8 @@ def write_markdown(path, runs, meta):
                     'longest zone lock us |\n|---|---|---|---|---|---|\n')
             for c in cost:
                 f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
+        if kept:
+            f.write('\n' + kept)
 
 
 def main():

@@ -52,8 +52,8 @@ CONFIGS = [
     Config('hints off', 'free-page-hint=off', 'free-page-hint=off'),
     # Stock 7.2 needs an iothread for free-page-hint=on, qemu-fph does not
     # (it creates an internal one, which is not migrated).
-    Config('free-page-hint=on,free-page-bitmap=off',
-           'free-page-hint=on,free-page-bitmap=off',
+    Config('free-page-hint=on,free-page-bitmap=off,bulk-balloon=off',
+           'free-page-hint=on,free-page-bitmap=off,bulk-balloon=off',
            'free-page-hint=on,iothread=io1', IOTHREAD),
     Config('free-page-hint=on (defaults)', 'free-page-hint=on',
            'free-page-hint=on,iothread=io1', IOTHREAD),
@@ -165,15 +165,17 @@ def advice(row, messages):
     if 'requires \'iothread\'' in text:
         return 'add iothread= (and -object iothread) on stock QEMU'
     if 'free-page-bitmap' in text and 'not found' in text:
-        return 'drop free-page-bitmap= on stock QEMU (it has no bitmap)'
+        return ('drop free-page-bitmap= and bulk-balloon= on stock QEMU '
+                '(it has neither)')
     if 'deflate the balloon fully' in text:
         return ('deflate the balloon fully before migrating, or '
                 'ballooned-page-bitmap=off on the qemu-fph source')
     if (row.kind == 'fph' and row.direction == 'fph -> stock' and
             row.config.fph == 'free-page-hint=on' and
             row.machine == MACHINE):
-        return ('free-page-bitmap=off on the qemu-fph source (or a '
-                'pc-q35-7.1 or older machine type), from guest boot')
+        return ('free-page-bitmap=off and bulk-balloon=off on the qemu-fph '
+                'source (or a pc-q35-7.1 or older machine type), from guest '
+                'boot')
     return None
 
 
@@ -321,21 +323,24 @@ iothread, which is not part of the migration stream).
 
 ## What fails, what the user sees, what to set
 
-Only one configuration cannot migrate: **the qemu-fph guest kernel on
-qemu-fph with `free-page-hint=on` and `free-page-bitmap` at its default
-(on), to stock QEMU.** The guest's driver negotiated the free page bitmap
-(feature bit 16), so the stream carries the subsection
-`virtio-balloon-device/free-page-bitmap` and a feature stock QEMU cannot
-offer. Stock QEMU's message (below) names neither; it comes from stock QEMU
-and cannot be changed here. What to set: `free-page-bitmap=off` on the
-qemu-fph side **when the guest boots** (the feature is negotiated at boot;
-setting it later does not take it back), or a machine type pc-q35-7.1 or
-older, whose compat property turns the bitmap off (patch 0010). Debian's
-guest kernel never negotiates bit 16 and migrates with every setting.
+Only one configuration of the balloon cannot migrate: **the qemu-fph guest
+kernel on qemu-fph with `free-page-hint=on` and `free-page-bitmap` and
+`bulk-balloon` at their defaults (on), to stock QEMU.** The guest's driver
+negotiated the free page bitmap (feature bit 16) and bulk inflate and
+deflate (bit 17), which qemu-fph offers only with `free-page-hint=on`, so
+the stream carries the subsection `virtio-balloon-device/free-page-bitmap`
+and features stock QEMU cannot offer. Stock QEMU's message (below) names
+neither; it comes from stock QEMU and cannot be changed here. What to set:
+`free-page-bitmap=off` and `bulk-balloon=off` on the qemu-fph side **when
+the guest boots** (the features are negotiated at boot; setting them later
+does not take them back), or a machine type pc-q35-7.1 or older, whose
+compat properties turn both off (patches 0010 and 0019). Debian's guest
+kernel negotiates neither and migrates with every setting.
 
 A user who starts stock QEMU with qemu-fph's options as they are gets a
 message from stock QEMU that names the property: `iothread` (stock needs
-one for `free-page-hint=on`) or `free-page-bitmap` (stock has none).
+one for `free-page-hint=on`) or `free-page-bitmap` (stock has neither it
+nor `bulk-balloon`).
 
 The source guest keeps running in every failed row: with `return-path` the
 source learns that the destination failed and resumes the guest itself.

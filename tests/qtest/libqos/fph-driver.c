@@ -78,16 +78,22 @@ static uint16_t queue_index(uint64_t features, unsigned int feature)
     return index;
 }
 
-void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
+/* Find the balloon and read what it offers, as a driver's probe does. */
+static uint64_t probe(FphDriver *d, QTestState *qts)
 {
-    uint64_t offered, wanted;
-
     memset(d, 0, sizeof(*d));
     pc_alloc_init(&d->alloc, qts, ALLOC_NO_FLAGS);
     attach(d, qts);
     qvirtio_start_device(&d->dev->vdev);
     fph_driver_reset(d);
-    offered = qvirtio_get_features(&d->dev->vdev);
+    d->offered = qvirtio_get_features(&d->dev->vdev);
+    return d->offered;
+}
+
+void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
+{
+    uint64_t offered = probe(d, qts), wanted;
+
     g_assert(!bitmap || offered & (1ULL << FPH_FEATURE_BITMAP));
     wanted = (1ULL << VIRTIO_F_VERSION_1) |
              (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
@@ -106,6 +112,18 @@ void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
                                       queue_index(d->features,
                                                   FPH_FEATURE_BITMAP))
                    : NULL;
+    qvirtio_set_driver_ok(&d->dev->vdev);
+}
+
+void fph_driver_init_balloon(FphDriver *d, QTestState *qts, bool bulk)
+{
+    uint64_t offered = probe(d, qts);
+
+    d->features = offered & ((1ULL << VIRTIO_F_VERSION_1) |
+                             (bulk ? 1ULL << FPH_FEATURE_BULK : 0));
+    qvirtio_set_features(&d->dev->vdev, d->features);
+    d->inflate_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc, 0);
+    d->deflate_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc, 1);
     qvirtio_set_driver_ok(&d->dev->vdev);
 }
 
@@ -182,16 +200,22 @@ uint32_t fph_driver_wait_request(FphDriver *d)
     return cmd_id;
 }
 
-void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
+void fph_driver_send_on(FphDriver *d, QVirtQueue *vq, const void *buf,
+                        size_t len, bool device_writable)
 {
     uint64_t addr = guest_alloc(&d->alloc, len);
     uint32_t head;
 
-    qtest_memwrite(d->qts, addr, chunk, len);
-    head = qvirtqueue_add(d->qts, d->vq, addr, len, false, false);
-    qvirtqueue_kick(d->qts, &d->dev->vdev, d->vq, head);
-    fph_driver_wait_used(d, d->vq, head, NULL);
+    qtest_memwrite(d->qts, addr, buf, len);
+    head = qvirtqueue_add(d->qts, vq, addr, len, device_writable, false);
+    qvirtqueue_kick(d->qts, &d->dev->vdev, vq, head);
+    fph_driver_wait_used(d, vq, head, NULL);
     guest_free(&d->alloc, addr);
+}
+
+void fph_driver_send(FphDriver *d, const void *chunk, size_t len)
+{
+    fph_driver_send_on(d, d->vq, chunk, len, false);
 }
 
 void fph_driver_queue(FphDriver *d, const void *chunk, size_t len,

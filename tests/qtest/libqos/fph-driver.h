@@ -21,6 +21,7 @@
 #include "libqos/virtio-pci.h"
 
 #define FPH_FEATURE_BITMAP  16
+#define FPH_FEATURE_BULK    17
 
 typedef struct FphDriver {
     QTestState *qts;
@@ -28,6 +29,7 @@ typedef struct FphDriver {
     QPCIBus *bus;
     int devfn;
     QVirtioPCIDevice *dev;
+    uint64_t offered;
     uint64_t features;          /* negotiated */
     QVirtQueue *inflate_vq;
     QVirtQueue *deflate_vq;
@@ -46,6 +48,11 @@ typedef struct FphDriver {
  * true, as a stock driver otherwise, with free page hinting if offered.
  */
 void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap);
+/*
+ * Probe the balloon and negotiate only version 1 and, when @bulk is true
+ * and offered, bulk inflate and deflate; set up those two queues.
+ */
+void fph_driver_init_balloon(FphDriver *d, QTestState *qts, bool bulk);
 /* The guest now runs in @qts, after a migration: same memory, new QEMU. */
 void fph_driver_moved_to(FphDriver *d, QTestState *qts);
 /* Reset the device, as a driver that reloads would. */
@@ -69,6 +76,9 @@ void fph_driver_wait_used(FphDriver *d, QVirtQueue *vq, uint32_t head,
 
 /* Send a chunk of @len bytes and wait until the device consumed it. */
 void fph_driver_send(FphDriver *d, const void *chunk, size_t len);
+/* The same for any buffer on any queue, device-readable or -writable */
+void fph_driver_send_on(FphDriver *d, QVirtQueue *vq, const void *buf,
+                        size_t len, bool device_writable);
 /*
  * Queue @n copies of a chunk with one notification, as a driver that
  * fills the queue does, and wait until the device consumed them all.
