@@ -14,6 +14,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
+#include "qemu/module.h"
 #include "qemu/rcu.h"
 #include "qemu/timer.h"
 #include "exec/address-spaces.h"
@@ -43,7 +44,9 @@ static QLIST_HEAD(, FreePageHintSource) sources =
     QLIST_HEAD_INITIALIZER(sources);
 static NotifierWithReturn precopy_notifier;
 static Notifier migration_state_notifier;
-static bool round_lock_ready;
+/* From migrate to its end; not a snapshot, whose stream may be loaded
+ * into a running guest's memory */
+static bool migrating;
 
 /* Changed with the BQL held; read by the waiting thread under lock. */
 static struct {
@@ -231,10 +234,13 @@ void free_page_hint_skip_bitmap(FreePageHintSource *src, uint64_t gpa,
 }
 
 typedef struct SkipUnbacked {
-    FreePageHintSource *src;
+    uint64_t *skipped;          /* the count to add the pages to */
     uint64_t gpa;               /* of bit 0 */
-    const unsigned long *pages;
+    const unsigned long *pages; /* candidates; NULL: every page */
 } SkipUnbacked;
+
+/* Pages skipped because the host showed them empty, since QEMU started */
+static uint64_t unbacked_skipped;
 
 /*
  * Looks at the host only in windows with a page to skip, one read of the
@@ -245,7 +251,7 @@ static void skip_unbacked_piece(const GuestRamRange *r, uint64_t offset,
                                 uint64_t len, void *opaque)
 {
     unsigned long *bmap = block_bitmap(r, offset, len);
-    unsigned long holes[BITS_TO_LONGS(HOST_MEM_HOLES_MAX)];
+    uint8_t holes[HOST_MEM_HOLES_MAX / 8];
     SkipUnbacked *su = opaque;
     RAMBlock *rb = r->block;
     int bits = qemu_target_page_bits();
@@ -265,28 +271,35 @@ static void skip_unbacked_piece(const GuestRamRange *r, uint64_t offset,
         .page_size = qemu_ram_pagesize(rb),
     };
     for (win = 0; win < npages; win += HOST_MEM_HOLES_MAX) {
-        end = first + win + MIN(HOST_MEM_HOLES_MAX, npages - win);
-        i = find_next_bit(su->pages, end, first + win);
+        uint64_t n = MIN(HOST_MEM_HOLES_MAX, npages - win);
+
+        end = first + win + n;
+        i = su->pages ? find_next_bit(su->pages, end, first + win)
+                      : first + win;
         if (i >= end) {
             continue;
         }
         memset(holes, 0, sizeof(holes));
-        if (!host_mem_find_holes(&host, offset + (win << bits),
-                                 end - first - win, holes)) {
+        if (!host_mem_find_holes(&host, offset + (win << bits), n, holes)) {
             trace_free_page_hint_unbacked_unknown(rb->idstr,
                                                   offset + (win << bits));
+            break;      /* what it cleared so far still counts */
+        }
+        if (!su->pages) {
+            cleared += guest_ram_clear_bits(bmap, block_page + win, holes, 0,
+                                            n);
             continue;
         }
         for (; i < end; i = find_next_bit(su->pages, end, i + 1)) {
             uint64_t page = i - first;
 
-            if (test_bit(page - win, holes) &&
+            if (holes[(page - win) / 8] & (1 << ((page - win) % 8)) &&
                 test_and_clear_bit(block_page + page, bmap)) {
                 cleared++;
             }
         }
     }
-    su->src->counters.skipped_pages += cleared;
+    *su->skipped += cleared;
     cleared_in_message += cleared;
 }
 
@@ -294,7 +307,11 @@ void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
                                   const unsigned long *pages,
                                   uint64_t nr_pages)
 {
-    SkipUnbacked su = { .src = src, .gpa = gpa, .pages = pages };
+    SkipUnbacked su = {
+        .skipped = &src->counters.skipped_pages,
+        .gpa = gpa,
+        .pages = pages,
+    };
 
     if (guest_ram && nr_pages) {
         guest_ram_for_each_piece((GuestRamRange *)guest_ram->data,
@@ -302,6 +319,34 @@ void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
                                  nr_pages << qemu_target_page_bits(),
                                  skip_unbacked_piece, &su);
     }
+}
+
+/*
+ * Every page of migrating guest RAM the host shows empty: never touched,
+ * or discarded (balloon, free page reporting) and not touched since.  The
+ * destination, which is fresh, reads zeros there too.  Once, in the first
+ * round, after the sources: what they report counts as theirs.
+ */
+static void skip_all_unbacked(void)
+{
+    SkipUnbacked su = { .skipped = &unbacked_skipped };
+    uint64_t before = unbacked_skipped;
+    int64_t start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
+    guint i;
+
+    if (!ram_hint_lock()) {
+        return;
+    }
+    cleared_in_message = 0;
+    for (i = 0; i < guest_ram->len; i++) {
+        const GuestRamRange *r = &g_array_index(guest_ram, GuestRamRange, i);
+
+        skip_unbacked_piece(r, r->offset, r->size, &su);
+    }
+    ram_hint_unlock(cleared_in_message);
+    trace_free_page_hint_unbacked(guest_ram->len, unbacked_skipped - before,
+                                  qemu_clock_get_us(QEMU_CLOCK_REALTIME) -
+                                  start);
 }
 
 void free_page_hint_end(FreePageHintSource *src)
@@ -368,6 +413,7 @@ static void start_round(void)
 {
     FreePageHintSource *src;
     bool first = !rounds_this_migration;
+    bool unbacked = first && migrating && migrate_skip_unbacked_pages();
     bool wanted = false;
 
     /*
@@ -380,7 +426,7 @@ static void start_round(void)
     QLIST_FOREACH(src, &sources, next) {
         wanted |= source_wanted(src, first);
     }
-    if (!wanted) {
+    if (!wanted && !unbacked) {
         return;
     }
 
@@ -417,6 +463,9 @@ static void start_round(void)
             src->ops->request(src, &req);
         }
     }
+    if (unbacked) {
+        skip_all_unbacked();
+    }
 }
 
 static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
@@ -435,6 +484,7 @@ static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
         /* Not at SETUP, which comes after the first sync and its round */
         end_round();
         rounds_this_migration = 0;
+        migrating = false;
         qemu_mutex_lock(&round.lock);
         round.waited = false;
         qemu_mutex_unlock(&round.lock);
@@ -456,6 +506,18 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
     FreePageHintSource *src;
     Error *err = NULL;
 
+    if (s->state == MIGRATION_STATUS_SETUP) {
+        /*
+         * Told before the migration thread starts.  Migration sets up the
+         * precopy notifier list after module init, so this joins it here.
+         */
+        if (!precopy_notifier.notify) {
+            precopy_notifier.notify = free_page_hint_precopy_notify;
+            precopy_add_notifier(&precopy_notifier);
+        }
+        migrating = true;
+        return;
+    }
     if (s->state != MIGRATION_STATUS_FAILED) {
         return;
     }
@@ -472,21 +534,19 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
     }
 }
 
+static void free_page_hint_init(void)
+{
+    /* Never destroyed: a waiter may outlive any one source. */
+    qemu_mutex_init(&round.lock);
+    qemu_cond_init(&round.answer);
+    migration_state_notifier.notify = free_page_hint_migration_state;
+    add_migration_state_change_notifier(&migration_state_notifier);
+}
+migration_init(free_page_hint_init);
+
 void free_page_hint_add_source(FreePageHintSource *src,
                                const FreePageHintSourceOps *ops)
 {
-    if (!round_lock_ready) {
-        /* Never destroyed: a waiter may outlive any one source. */
-        qemu_mutex_init(&round.lock);
-        qemu_cond_init(&round.answer);
-        round_lock_ready = true;
-    }
-    if (QLIST_EMPTY(&sources)) {
-        precopy_notifier.notify = free_page_hint_precopy_notify;
-        precopy_add_notifier(&precopy_notifier);
-        migration_state_notifier.notify = free_page_hint_migration_state;
-        add_migration_state_change_notifier(&migration_state_notifier);
-    }
     src->ops = ops;
     src->asked = 0;
     QLIST_INSERT_HEAD(&sources, src, next);
@@ -501,10 +561,12 @@ void free_page_hint_remove_source(FreePageHintSource *src)
     }
     QLIST_REMOVE(src, next);
     qemu_mutex_unlock(&round.lock);
-    if (QLIST_EMPTY(&sources)) {
-        precopy_remove_notifier(&precopy_notifier);
-        remove_migration_state_change_notifier(&migration_state_notifier);
-    }
+}
+
+bool free_page_hint_query_unbacked(uint64_t *skipped_pages)
+{
+    *skipped_pages = unbacked_skipped;
+    return migrate_skip_unbacked_pages();
 }
 
 bool free_page_hint_query_ballooned(uint64_t *skipped_pages)
@@ -554,9 +616,6 @@ void free_page_hint_first_pass(void)
     MigrationState *s = migrate_get_current();
     int64_t deadline, now;
 
-    if (!round_lock_ready) {
-        return;
-    }
     qemu_mutex_lock(&round.lock);
     if (!round.waited) {
         round.waited = true;

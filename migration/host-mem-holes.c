@@ -19,14 +19,12 @@
 #define PAGEMAP_PRESENT (1ULL << 63)
 #define PAGEMAP_SWAPPED (1ULL << 62)
 
-#define LONG_BITS (sizeof(unsigned long) * 8)
-
-static void mark_holes(unsigned long *holes, uint64_t first, uint64_t n)
+static void mark_holes(uint8_t *holes, uint64_t first, uint64_t n)
 {
     uint64_t i;
 
     for (i = first; i < first + n; i++) {
-        holes[i / LONG_BITS] |= 1UL << (i % LONG_BITS);
+        holes[i / 8] |= 1 << (i % 8);
     }
 }
 
@@ -34,7 +32,7 @@ static void mark_holes(unsigned long *holes, uint64_t first, uint64_t n)
 static int pagemap_fd = -1;
 
 static bool anonymous_holes(const HostMem *m, uint64_t offset,
-                            uint64_t npages, unsigned long *holes)
+                            uint64_t npages, uint8_t *holes)
 {
     uint64_t entries[HOST_MEM_HOLES_MAX];
     uintptr_t vaddr = (uintptr_t)m->host + offset;
@@ -64,7 +62,7 @@ static bool anonymous_holes(const HostMem *m, uint64_t offset,
 }
 
 static bool file_holes(const HostMem *m, uint64_t offset, uint64_t npages,
-                       unsigned long *holes)
+                       uint8_t *holes)
 {
     off_t start = offset, end = offset + npages * m->page_size;
     off_t pos = start, data, hole;
@@ -100,7 +98,7 @@ static bool file_holes(const HostMem *m, uint64_t offset, uint64_t npages,
 }
 
 bool host_mem_find_holes(const HostMem *m, uint64_t offset, uint64_t npages,
-                         unsigned long *holes)
+                         uint8_t *holes)
 {
     if (m->fd < 0 && !m->shared) {
         return anonymous_holes(m, offset, npages, holes);

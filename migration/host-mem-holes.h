@@ -25,9 +25,10 @@ typedef struct HostMem {
 #define HOST_MEM_HOLES_MAX 512
 
 /*
- * Set bit i of @holes (a host bitmap of @npages bits, cleared by the
- * caller) for each page i of [@offset, @offset + @npages pages) of @m that
- * holds no data:
+ * Set bit i of @holes for each page i of [@offset, @offset + @npages
+ * pages) of @m that holds no data.  @holes has @npages bits, cleared by
+ * the caller, laid out as free page bitmaps are (little-endian 64-bit
+ * words: bit i is bit i % 8 of byte i / 8).  No data means:
  *  - anonymous private memory: neither present nor swapped out, per
  *    /proc/self/pagemap;
  *  - memory shared with its file (memfd, tmpfs, hugetlbfs, plain files):
@@ -39,6 +40,6 @@ typedef struct HostMem {
  * a marked hole is always one.
  */
 bool host_mem_find_holes(const HostMem *m, uint64_t offset, uint64_t npages,
-                         unsigned long *holes);
+                         uint8_t *holes);
 
 #endif

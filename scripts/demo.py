@@ -19,7 +19,7 @@ import report                                     # noqa: E402
 from guestrun import progress                     # noqa: E402
 
 SCENARIOS = ['idle', 'freed', 'fragmented', 'churn', 'ballooned']
-MODES = ['off', 'stock', 'stock-noinit', 'bitmap']
+MODES = ['off', 'unbacked', 'stock', 'stock-noinit', 'bitmap']
 
 
 def scenario_modes(scenario, modes):

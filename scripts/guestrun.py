@@ -63,10 +63,17 @@ class Mode:
     machine: str = 'q35'        # -M
 
 
+# Modes that stand for stock QEMU's migration read every page, as it does
+STOCK_READS = {'skip-unbacked-pages': False}
+
 MODES = {m.name: m for m in [
-    Mode('off', 'stock', 'free-page-hint=off'),
-    Mode('stock', 'stock', 'free-page-hint=on'),
-    Mode('stock-noinit', 'stock', 'free-page-hint=on', 'init_on_alloc=0'),
+    Mode('off', 'stock', 'free-page-hint=off', params=STOCK_READS),
+    Mode('stock', 'stock', 'free-page-hint=on', params=STOCK_READS),
+    Mode('stock-noinit', 'stock', 'free-page-hint=on', 'init_on_alloc=0',
+         params=STOCK_READS),
+    # Hints off, but pages the host shows empty are skipped unread: what
+    # qemu-fph does for a guest with no balloon driver of its own.
+    Mode('unbacked', 'stock', 'free-page-hint=off'),
     # The first pass may wait up to 1 s for the guest's first bitmap; a
     # guest answers in milliseconds, the wait only covers a busy host.
     Mode('bitmap', 'fph', 'free-page-hint=on',
@@ -76,13 +83,14 @@ MODES = {m.name: m for m in [
     Mode('bitmap-dropcache', 'fph', 'free-page-hint=on',
          params={'free-page-hint-wait': 1000,
                  'free-page-hint-drop-cache': True}),
-    Mode('fph-off', 'fph', 'free-page-hint=off'),
+    Mode('fph-off', 'fph', 'free-page-hint=off', params=STOCK_READS),
     # Stock hinting as stock QEMU 7.2 needs it, with an explicit iothread.
     Mode('stock-iothread', 'stock', 'free-page-hint=on,iothread=io1',
-         extra=('-object', 'iothread,id=io1')),
+         extra=('-object', 'iothread,id=io1'), params=STOCK_READS),
     # Hints off, and migration reads the balloon's pages as stock QEMU
     # does: the ballooned scenario's comparison row.
-    Mode('off-nobpb', 'stock', 'free-page-hint=off,ballooned-page-bitmap=off'),
+    Mode('off-nobpb', 'stock', 'free-page-hint=off,ballooned-page-bitmap=off',
+         params=STOCK_READS),
 ]}
 
 # The ballooned scenario's modes: hints off with either guest kernel, stock
@@ -168,6 +176,8 @@ class RunResult:
     pages_scanned: Optional[int] = None
     # query-migrate's balloon-skipped-pages: in the balloon, never read
     balloon_skipped_pages: Optional[int] = None
+    # query-migrate's unbacked-skipped-pages: the host showed them empty
+    unbacked_skipped_pages: Optional[int] = None
     live_mib: int = 0
     pages_checked: Optional[int] = None
     pages_wrong: Optional[int] = None
@@ -483,6 +493,10 @@ def start_migration(src, dst, setup, mode, params=None):
     p = {'max-bandwidth': setup.bandwidth_mib << 20, 'downtime-limit': 300}
     p.update(mode.params)
     p.update(params or {})
+    # Stock QEMU (mixed versions, soak comparisons) has no qemu-fph
+    # parameters; what it lacks it does not do anyway.
+    known = src.cmd('query-migrate-parameters')
+    p = {k: v for k, v in p.items() if k in known}
     src.cmd('migrate-set-parameters', **p)
     dst.cmd('migrate-incoming', uri='tcp:127.0.0.1:%d' % port)
     start = time.monotonic()
@@ -601,6 +615,8 @@ def record_migration(r, info, elapsed, cpu_ms=None):
     r.pages_scanned = ram.get('normal', 0) + ram.get('duplicate', 0)
     # Absent while the balloon has no ballooned-page bitmap.
     r.balloon_skipped_pages = info.get('balloon-skipped-pages')
+    # Absent with skip-unbacked-pages off (and on stock QEMU).
+    r.unbacked_skipped_pages = info.get('unbacked-skipped-pages')
     hints = info.get('free-page-hints', {})
     r.total_ms = info.get('total-time')
     r.downtime_ms = info.get('downtime')

@@ -9,7 +9,8 @@ COLUMNS = [
     ('scenario', 'scenario'), ('mode', 'mode'), ('total_ms', 'total ms'),
     ('downtime_ms', 'downtime ms'), ('cpu_ms', 'cpu ms'),
     ('mb_sent', 'MB sent'),
-    ('skipped', 'skipped free/zero'), ('hint_latency_ms', 'hint ms'),
+    ('skipped', 'skipped free/unbacked/zero'),
+    ('hint_latency_ms', 'hint ms'),
     ('hint_turn_ms', 'turn ms'),
     ('limit_mb', 'limit MB'), ('check', 'data check'),
 ]
@@ -29,7 +30,8 @@ def table_row(r):
         'total_ms': r.total_ms, 'downtime_ms': r.downtime_ms,
         'cpu_ms': dash(r.migration_cpu_ms),
         'mb_sent': r.mb_sent,
-        'skipped': '%s/%s' % ('-' if free is None else free, r.zero_pages),
+        'skipped': '%s/%s/%s' % (dash(free), dash(r.unbacked_skipped_pages),
+                                 r.zero_pages),
         'hint_latency_ms': '-' if not lat else '%.1f' % (lat / 1000),
         'hint_turn_ms': '-' if turn is None else '%.1f' % (turn / 1000),
         'limit_mb': '-' if r.limit_mb is None else r.limit_mb,
@@ -57,7 +59,8 @@ BALLOONED_COLUMNS = [
     ('mode', 'mode'), ('kind', 'kernel'), ('balloon_mib', 'RAM MiB'),
     ('total_ms', 'total ms'), ('mb_sent', 'MB sent'), ('cpu_ms', 'cpu ms'),
     ('pages_scanned', 'pages scanned'),
-    ('balloon_skipped', 'balloon skipped'), ('skipped', 'skipped free/zero'),
+    ('balloon_skipped', 'balloon skipped'),
+    ('skipped', 'skipped free/unbacked/zero'),
     ('never', 'never ballooned MB, cpu ms'), ('ratio', 'x MB, x cpu'),
     ('check', 'data check'),
 ]
@@ -125,7 +128,8 @@ def median_rows(rows):
         for k in ('total_ms', 'downtime_ms', 'mb_sent', 'zero_pages',
                   'free_pages_skipped', 'hint_latency_us', 'hint_turn_us',
                   'migration_cpu_ms', 'pages_scanned',
-                  'balloon_skipped_pages', 'balloon_mib'):
+                  'balloon_skipped_pages', 'unbacked_skipped_pages',
+                  'balloon_mib'):
             vals = [getattr(r, k) for r in runs
                     if getattr(r, k) is not None]
             m = statistics.median(vals) if vals else None

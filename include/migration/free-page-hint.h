@@ -144,6 +144,11 @@ void free_page_hint_answered(FreePageHintSource *src,
  * false if none hints.
  */
 bool free_page_hint_query(FreePageHintCounters *sum);
+/*
+ * Pages skipped because the host showed them empty, since QEMU started;
+ * false if skip-unbacked-pages is off.
+ */
+bool free_page_hint_query_unbacked(uint64_t *skipped_pages);
 /* Pages of the balloon skipped; false if no balloon keeps a bitmap. */
 bool free_page_hint_query_ballooned(uint64_t *skipped_pages);
 /*

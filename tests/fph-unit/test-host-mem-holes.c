@@ -21,17 +21,16 @@
 #include <cmocka.h>
 
 #define NPAGES 64
-#define LONG_BITS (sizeof(unsigned long) * 8)
 
 static size_t page;
 
-static bool is_hole(const unsigned long *holes, unsigned int i)
+static bool is_hole(const uint8_t *holes, unsigned int i)
 {
-    return holes[i / LONG_BITS] & (1UL << (i % LONG_BITS));
+    return holes[i / 8] & (1 << (i % 8));
 }
 
 /* Holes as a string, one character per page: '.' hole, 'D' data */
-static void holes_str(const unsigned long *holes, char *out)
+static void holes_str(const uint8_t *holes, char *out)
 {
     unsigned int i;
 
@@ -53,7 +52,7 @@ static void write_pages(uint8_t *mem, unsigned int first, unsigned int n)
  */
 static void test_anonymous(void **state)
 {
-    unsigned long holes[NPAGES / LONG_BITS] = { 0 };
+    uint8_t holes[NPAGES / 8] = { 0 };
     char got[NPAGES + 1];
     HostMem m = { .fd = -1, .shared = false };
 
@@ -86,7 +85,7 @@ static void test_anonymous(void **state)
 /* memfd shared, as memory-backend-memfd: holes are the file's */
 static void test_shared_file(void **state)
 {
-    unsigned long holes[NPAGES / LONG_BITS] = { 0 };
+    uint8_t holes[NPAGES / 8] = { 0 };
     char got[NPAGES + 1];
     HostMem m = { .shared = true };
 
@@ -121,7 +120,7 @@ static void test_shared_file(void **state)
 /* What it cannot tell, it says so, and marks nothing */
 static void test_cannot_tell(void **state)
 {
-    unsigned long holes[NPAGES / LONG_BITS] = { 0 };
+    uint8_t holes[NPAGES / 8] = { 0 };
     HostMem m = { .shared = false };
     char path[] = "/tmp/test-host-mem-holes-XXXXXX";
 

@@ -6,7 +6,8 @@
  * by page; a ballooned page the guest wrote or read anyway is sent; reset
  * empties the bitmap; a second migration skips the same pages; the stream
  * carries nothing new with the bitmap off or the balloon empty; multifd
- * and postcopy keep working.
+ * and postcopy keep working.  Then pages the host shows empty without a
+ * balloon: never touched, or given back by free page reporting.
  *
  * Copyright (c) 2026 The qemu-fph authors
  *
@@ -102,7 +103,7 @@ static void guest_start(Guest *g, const char *src_ram, const char *src_dev)
     }
     g_assert(g->dir);
     g->src = start_qemu(g, "src", src_ram, src_dev, false);
-    g->dst = start_qemu(g, "dst", "file", "", true);
+    g->dst = start_qemu(g, "dst", "file", src_dev, true);
     fph_driver_init(&g->drv, g->src, false);
 }
 
@@ -179,6 +180,17 @@ static uint64_t balloon_skipped(QTestState *qts)
 
     g_assert(qdict_haskey(info, "balloon-skipped-pages"));
     skipped = qdict_get_int(info, "balloon-skipped-pages");
+    qobject_unref(info);
+    return skipped;
+}
+
+static uint64_t unbacked_skipped(QTestState *qts)
+{
+    QDict *info = query_migrate(qts);
+    uint64_t skipped;
+
+    g_assert(qdict_haskey(info, "unbacked-skipped-pages"));
+    skipped = qdict_get_int(info, "unbacked-skipped-pages");
     qobject_unref(info);
     return skipped;
 }
@@ -338,8 +350,9 @@ static void test_inflate_migrate(const void *opaque)
     total_pages = qdict_get_int(qdict_get_qdict(info, "ram"), "total") /
                   PAGE;
     qobject_unref(info);
-    g_assert_cmpuint(pages_read(g.src), >=, total_pages - skipped);
-    g_assert_cmpuint(pages_read(g.src), <, total_pages);
+    /* Every other page was read once at least, or the host showed it empty */
+    g_assert_cmpuint(pages_read(g.src) + unbacked_skipped(g.src), >=,
+                     total_pages - skipped);
 
     check_destination(&g, &written, 1, read);
     g_assert_cmpuint(fph_balloon_get(g.dst, "ballooned-pages"), ==,
@@ -535,6 +548,77 @@ static void test_old_machine_type(void)
     qtest_quit(qts);
 }
 
+/*
+ * Pages the host shows empty, ballooned or not: never touched, or given
+ * back by free page reporting.  Migration skips them without reading
+ * them; a page written right before the migration and one written while
+ * it runs both arrive.  With skip-unbacked-pages off, every page is read.
+ */
+#define UNTOUCHED_GPA   (128 * MiB)
+#define UNTOUCHED_PAGES 4096
+#define REPORTED_FIRST  1024
+#define REPORTED_PAGES  512
+
+static void test_unbacked(const void *opaque)
+{
+    bool skip = GPOINTER_TO_INT(opaque);
+    const uint64_t before = UNTOUCHED_GPA + 17 * PAGE;
+    const uint64_t during = UNTOUCHED_GPA + 33 * PAGE;
+    uint64_t total_pages, page;
+    Guest g;
+    QDict *info;
+
+    guest_start(&g, "ram", ",free-page-reporting=on");
+    if (!skip) {
+        qtest_qmp_assert_success(g.src, "{ 'execute': "
+                                 "'migrate-set-parameters', 'arguments': "
+                                 "{ 'skip-unbacked-pages': false } }");
+    }
+    fill_data(g.src);
+    fph_driver_report_free(&g.drv, page_gpa(REPORTED_FIRST),
+                           REPORTED_PAGES * PAGE);
+    qtest_writeq(g.src, before, data_value(before, 1));
+
+    start_migration(g.src, g.dst, g.dir, 64 * 1024);
+    wait_for_migration_status(g.src, "active", NULL);
+    qtest_writeq(g.src, during, data_value(during, 2));
+    finish_migration(g.src, g.dst);
+
+    info = query_migrate(g.src);
+    total_pages = qdict_get_int(qdict_get_qdict(info, "ram"), "total") /
+                  PAGE;
+    g_assert_cmpint(qdict_haskey(info, "unbacked-skipped-pages"), ==, skip);
+    qobject_unref(info);
+    if (skip) {
+        /* At least the untouched area and the reported pages, less two */
+        g_assert_cmpuint(unbacked_skipped(g.src), >=,
+                         UNTOUCHED_PAGES - 2 + REPORTED_PAGES);
+        g_assert_cmpuint(pages_read(g.src) + unbacked_skipped(g.src), >=,
+                         total_pages);
+        g_assert_cmpuint(pages_read(g.src), <,
+                         total_pages - UNTOUCHED_PAGES - REPORTED_PAGES + 2);
+    } else {
+        g_assert_cmpuint(pages_read(g.src), >=, total_pages);
+    }
+
+    for (page = 0; page < DATA_PAGES; page++) {
+        uint64_t addr = page_gpa(page);
+        bool reported = page >= REPORTED_FIRST &&
+                        page < REPORTED_FIRST + REPORTED_PAGES;
+
+        g_assert_cmphex(qtest_readq(g.dst, addr), ==,
+                        reported ? 0 : data_value(addr, 1));
+    }
+    for (page = 0; page < UNTOUCHED_PAGES; page++) {
+        uint64_t addr = UNTOUCHED_GPA + page * PAGE;
+        uint64_t want = addr == before ? data_value(addr, 1) :
+                        addr == during ? data_value(addr, 2) : 0;
+
+        g_assert_cmphex(qtest_readq(g.dst, addr), ==, want);
+    }
+    guest_end(&g);
+}
+
 /* Multifd channels send what the bitmap leaves, and nothing more. */
 static void test_multifd(void)
 {
@@ -607,6 +691,10 @@ int main(int argc, char **argv)
     qtest_add_func("/fph-ballooned/stream", test_stream);
     qtest_add_func("/fph-ballooned/old-machine-type", test_old_machine_type);
     qtest_add_func("/fph-ballooned/multifd", test_multifd);
+    qtest_add_data_func("/fph-ballooned/unbacked/skipped",
+                        GINT_TO_POINTER(true), test_unbacked);
+    qtest_add_data_func("/fph-ballooned/unbacked/off",
+                        GINT_TO_POINTER(false), test_unbacked);
     qtest_add_func("/fph-ballooned/postcopy", test_postcopy);
     return g_test_run();
 }

@@ -98,6 +98,7 @@ void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
     wanted = (1ULL << VIRTIO_F_VERSION_1) |
              (1ULL << VIRTIO_BALLOON_F_STATS_VQ) |
              (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT) |
+             (1ULL << VIRTIO_BALLOON_F_REPORTING) |
              (bitmap ? 1ULL << FPH_FEATURE_BITMAP : 0);
     d->features = offered & wanted;
     qvirtio_set_features(&d->dev->vdev, d->features);
@@ -108,11 +109,30 @@ void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
                                       queue_index(d->features,
                                           VIRTIO_BALLOON_F_FREE_PAGE_HINT));
     }
+    if (d->features & (1ULL << VIRTIO_BALLOON_F_REPORTING)) {
+        d->report_vq = qvirtqueue_setup(&d->dev->vdev, &d->alloc,
+                                        queue_index(d->features,
+                                            VIRTIO_BALLOON_F_REPORTING));
+    }
     d->vq = bitmap ? qvirtqueue_setup(&d->dev->vdev, &d->alloc,
                                       queue_index(d->features,
                                                   FPH_FEATURE_BITMAP))
                    : NULL;
     qvirtio_set_driver_ok(&d->dev->vdev);
+}
+
+void fph_driver_report_free(FphDriver *d, uint64_t gpa, uint64_t len)
+{
+    QVirtQueue *vq = d->report_vq;
+    uint32_t head;
+
+    g_assert(vq);
+    /* Reported pages go device-writable, as Linux's page_reporting sends */
+    head = qvirtqueue_add(d->qts, vq, gpa, len, true, false);
+    qvirtqueue_kick(d->qts, &d->dev->vdev, vq, head);
+    fph_driver_wait_used(d, vq, head, NULL);
+    vq->free_head = head;
+    vq->num_free++;
 }
 
 void fph_driver_init_balloon(FphDriver *d, QTestState *qts, bool bulk)

@@ -35,6 +35,7 @@ typedef struct FphDriver {
     QVirtQueue *deflate_vq;
     QVirtQueue *vq;             /* the free page bitmap queue, or NULL */
     QVirtQueue *hint_vq;        /* the stock free page hint queue */
+    QVirtQueue *report_vq;      /* free page reporting, when negotiated */
     uint64_t slot;              /* guest address of the posted buffer */
     uint32_t slot_head;
     /* Chunks queued by fph_driver_queue(), not yet seen used */
@@ -112,6 +113,9 @@ void fph_driver_report(FphDriver *d, uint32_t cmd_id, uint32_t flags,
  */
 void fph_driver_balloon_pages(FphDriver *d, bool inflate, uint64_t gpa,
                               uint32_t nr_pages);
+
+/* Report [@gpa, @gpa + @len) free (free page reporting, feature bit 5) */
+void fph_driver_report_free(FphDriver *d, uint64_t gpa, uint64_t len);
 
 /* A counter of the balloon with id "balloon" (free-page-bitmap-@name) */
 uint64_t fph_balloon_counter(QTestState *qts, const char *name);
