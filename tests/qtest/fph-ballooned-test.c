@@ -173,26 +173,26 @@ static QDict *query_migrate(QTestState *qts)
     return info;
 }
 
-static uint64_t balloon_skipped(QTestState *qts)
+/* A top-level counter of query-migrate, which must be there */
+static uint64_t migrate_counter(QTestState *qts, const char *name)
 {
     QDict *info = query_migrate(qts);
-    uint64_t skipped;
+    uint64_t value;
 
-    g_assert(qdict_haskey(info, "balloon-skipped-pages"));
-    skipped = qdict_get_int(info, "balloon-skipped-pages");
+    g_assert(qdict_haskey(info, name));
+    value = qdict_get_int(info, name);
     qobject_unref(info);
-    return skipped;
+    return value;
+}
+
+static uint64_t balloon_skipped(QTestState *qts)
+{
+    return migrate_counter(qts, "balloon-skipped-pages");
 }
 
 static uint64_t unbacked_skipped(QTestState *qts)
 {
-    QDict *info = query_migrate(qts);
-    uint64_t skipped;
-
-    g_assert(qdict_haskey(info, "unbacked-skipped-pages"));
-    skipped = qdict_get_int(info, "unbacked-skipped-pages");
-    qobject_unref(info);
-    return skipped;
+    return migrate_counter(qts, "unbacked-skipped-pages");
 }
 
 /* Pages the migration thread read: sent as data or found zero */
