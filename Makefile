@@ -15,7 +15,8 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
-	distclean check-series fuzz fuzz-build
+	distclean check-series fuzz fuzz-build install uninstall deb \
+	libvirt-demo
 
 all: qemu
 
@@ -30,6 +31,10 @@ help:
 	@echo "make soak SOAK_MODE=fph-churn  20 runs of the qemu-fph guest under churn"
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make bench BENCH_SCENARIOS=ballooned  that scenario only"
+	@echo "make install    install as PREFIX/bin/qemu-fph-system-x86_64 (PREFIX=$(PREFIX), DESTDIR=)"
+	@echo "make uninstall  remove what make install installed"
+	@echo "make deb        the Debian package qemu-fph-system-x86, into build/deb/"
+	@echo "make libvirt-demo  virsh save, restore and migrate --live of the installed package"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 # The libFuzzer targets (docs/fuzzing.rst): our pure files and the
@@ -67,8 +72,15 @@ $(FUZZ_DIR)/fuzz-balloon-queue: tests/fuzz/fuzz-balloon-queue.c \
 fuzz: fuzz-build
 	@$(PYTHON) scripts/run-fuzz.py --seconds $(FUZZ_SECONDS)
 
+# make install: PREFIX/lib/qemu-fph holds the binary and links to Debian's
+# firmware, PREFIX/bin/qemu-fph-system-x86_64 links to it
+# (scripts/install.sh says why not PREFIX/bin/qemu-system-x86_64).
+PREFIX ?= /usr/local
+DESTDIR ?=
+
 ifeq ($(BUILD),)
-qemu prepare check lint unit-tests demo soak bench check-series:
+qemu prepare check lint unit-tests demo soak bench check-series install \
+deb libvirt-demo:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -115,7 +127,20 @@ bench: qemu
 	@$(PYTHON) scripts/bench.py \
 	    $(if $(BENCH_SCENARIOS),--scenarios $(BENCH_SCENARIOS))
 
+install: qemu
+	@scripts/install.sh install $(QEMU) "$(DESTDIR)" "$(PREFIX)"
+
+deb: qemu
+	@scripts/make-deb.sh $(TOP) $(BUILD)
+
+# Installs the .deb for its run (and Debian's libvirt when missing)
+libvirt-demo: qemu
+	@$(PYTHON) scripts/libvirt-demo.py
+
 endif
+
+uninstall:
+	@scripts/install.sh uninstall "$(DESTDIR)" "$(PREFIX)"
 
 clean:
 	[ ! -d build/qemu ] || $(NINJA) -C build/qemu clean
