@@ -89,6 +89,8 @@ def ensure_libvirt():
         LIBVIRT_PACKAGES
     progress('installing %s: %s' % (', '.join(missing), ' '.join(line)))
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    # As ./configure does: the package lists may be older than the archive.
+    subprocess.run(['apt-get', 'update', '-qq'], env=env)
     if subprocess.run(line, env=env, stdout=subprocess.DEVNULL).returncode:
         raise DemoError('%s failed' % ' '.join(line))
 

@@ -92,11 +92,10 @@ Section: otherosfs
 Priority: optional
 Homepage: https://www.qemu.org/
 Description: QEMU 7.2 x86_64 with qemu-fph's free page bitmaps
- qemu-fph's qemu-system-x86_64, installed as
- /usr/bin/qemu-fph-system-x86_64 so that
- it never replaces Debian's qemu-system-x86_64.  Its virtio-balloon lets
- the guest report all its free pages, which live migration then does not
- send, and migration skips the pages the balloon holds.
+ qemu-fph's qemu-system-x86_64, installed as qemu-fph-system-x86_64 so
+ that it never replaces Debian's qemu-system-x86_64.  Its virtio-balloon
+ lets the guest report all its free pages, which live migration then does
+ not send, and migration skips the pages the balloon holds.
  .
  Built from $base_version and qemu-fph commit $commit.
 EOF
