@@ -526,9 +526,12 @@ def main():
         sys.exit('libvirt-demo: run as root (libvirt\'s system daemons, '
                  'mount namespaces, dpkg -i)')
     os.makedirs(args.out, exist_ok=True)
-    ensure_libvirt()
-    guestrun.build_guests(['fph'])
-    pkg = Package()
+    try:
+        ensure_libvirt()
+        guestrun.build_guests(['fph'])
+        pkg = Package()
+    except DemoError as e:
+        sys.exit('libvirt-demo: %s' % e)
     rundir = tempfile.mkdtemp(prefix='fph-libvirt-')
     daemons = []
     rows = []
