@@ -15,7 +15,8 @@ QEMU_BUILD := $(BUILD)/qemu
 QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
-	distclean check-series fuzz fuzz-build inflate-bench
+	distclean check-series fuzz fuzz-build inflate-bench install uninstall \
+	deb libvirt-demo
 
 all: qemu
 
@@ -31,6 +32,10 @@ help:
 	@echo "make bench      the benchmark matrix, results into docs/"
 	@echo "make bench BENCH_SCENARIOS=ballooned  that scenario only"
 	@echo "make inflate-bench  balloon inflate, stock against bulk, into docs/"
+	@echo "make install    install as PREFIX/bin/qemu-fph-system-x86_64 (PREFIX=$(PREFIX), DESTDIR=)"
+	@echo "make uninstall  remove what make install installed"
+	@echo "make deb        the Debian package qemu-fph-system-x86, into build/deb/"
+	@echo "make libvirt-demo  virsh save, restore and migrate --live of the installed package"
 	@echo "make distclean  remove build/ (the fetched base included)"
 
 # The libFuzzer targets (docs/fuzzing.rst): our pure files and the
@@ -68,9 +73,15 @@ $(FUZZ_DIR)/fuzz-balloon-queue: tests/fuzz/fuzz-balloon-queue.c \
 fuzz: fuzz-build
 	@$(PYTHON) scripts/run-fuzz.py --seconds $(FUZZ_SECONDS)
 
+# make install: PREFIX/lib/qemu-fph holds the binary and links to Debian's
+# firmware, PREFIX/bin/qemu-fph-system-x86_64 links to it
+# (scripts/install.sh says why not PREFIX/bin/qemu-system-x86_64).
+PREFIX ?= /usr/local
+DESTDIR ?=
+
 ifeq ($(BUILD),)
 qemu prepare check lint unit-tests demo soak bench check-series \
-inflate-bench:
+inflate-bench install deb libvirt-demo:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -122,7 +133,20 @@ bench: qemu
 inflate-bench: qemu
 	@$(PYTHON) scripts/inflate-speed.py
 
+install: qemu
+	@scripts/install.sh install $(QEMU) "$(DESTDIR)" "$(PREFIX)"
+
+deb: qemu
+	@scripts/make-deb.sh $(TOP) $(BUILD)
+
+# Installs the .deb for its run (and Debian's libvirt when missing)
+libvirt-demo: qemu
+	@$(PYTHON) scripts/libvirt-demo.py
+
 endif
+
+uninstall:
+	@scripts/install.sh uninstall "$(DESTDIR)" "$(PREFIX)"
 
 clean:
 	[ ! -d build/qemu ] || $(NINJA) -C build/qemu clean

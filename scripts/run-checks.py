@@ -4,10 +4,13 @@
 Checks, in order: checkpatch.pl on our files and patches (lint), the cmocka
 unit tests, each libFuzzer target for FUZZ_CHECK_SECONDS (scripts/run-fuzz.py),
 the qtests that cover what the fork changes (QEMU's own and
-ours) against the fork's qemu-system-x86_64, and the end-to-end check that
-migrates qemu-fph's Linux guest (scripts/e2e-check.py).  Every test case counts
-once; upstream cases that cannot pass on this machine for reasons outside
-the project are skipped by name from tests/skip-list, and listed.
+ours) against the fork's qemu-system-x86_64, the end-to-end check that
+migrates qemu-fph's Linux guest (scripts/e2e-check.py), and the package
+install test (scripts/package-check.py: the .deb into a throwaway root and
+make install's tree, each booting the guest, then removed).  Every test
+case counts once; upstream cases that cannot pass on this machine for
+reasons outside the project are skipped by name from tests/skip-list, and
+listed.
 """
 
 import argparse
@@ -211,8 +214,8 @@ def run_qtests(res, only=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', action='append',
-                        help='lint, unit, fuzz, qtest, e2e, or a qtest '
-                        'binary')
+                        help='lint, unit, fuzz, qtest, e2e, package, or a '
+                        'qtest binary')
     args = parser.parse_args()
     only = set(args.only or [])
     res = Results()
@@ -222,12 +225,15 @@ def main():
         run_unit(res)
     if not only or 'fuzz' in only:
         run_fuzz(res)
-    qtest_only = only - {'lint', 'unit', 'fuzz', 'e2e'}
+    qtest_only = only - {'lint', 'unit', 'fuzz', 'e2e', 'package'}
     if not only or qtest_only:
         run_qtests(res, None if 'qtest' in only or not only else qtest_only)
     if not only or 'e2e' in only:
         run_tap(res, 'e2e', [sys.executable,
                              os.path.join(TOP, 'scripts', 'e2e-check.py')])
+    if not only or 'package' in only:
+        run_tap(res, 'package', [sys.executable, os.path.join(
+            TOP, 'scripts', 'package-check.py')])
 
     if res.skipped:
         print('Skipped on purpose (tests/skip-list) or by the test itself:')
