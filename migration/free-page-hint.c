@@ -518,6 +518,10 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
         migrating = true;
         return;
     }
+    /* Also when it ended before its first sync */
+    if (migration_has_finished(s) || migration_has_failed(s)) {
+        migrating = false;
+    }
     if (s->state != MIGRATION_STATUS_FAILED) {
         return;
     }
