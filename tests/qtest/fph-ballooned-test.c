@@ -582,16 +582,28 @@ static void test_old_machine_type(void)
 #define REPORTED_FIRST  1024
 #define REPORTED_PAGES  512
 
+typedef struct UnbackedCase {
+    const char *ram;            /* the source's memory-backend-@ram */
+    bool skip;                  /* skip-unbacked-pages */
+} UnbackedCase;
+
+static const UnbackedCase unbacked_cases[] = {
+    { "ram", true },            /* the page map tells */
+    { "memfd", true },          /* the holes of the memfd tell */
+    { "ram", false },
+};
+
 static void test_unbacked(const void *opaque)
 {
-    bool skip = GPOINTER_TO_INT(opaque);
+    const UnbackedCase *c = opaque;
+    bool skip = c->skip;
     const uint64_t before = UNTOUCHED_GPA + 17 * PAGE;
     const uint64_t during = UNTOUCHED_GPA + 33 * PAGE;
     uint64_t total_pages, page;
     Guest g;
     QDict *info;
 
-    guest_start(&g, "ram", ",free-page-reporting=on");
+    guest_start(&g, c->ram, ",free-page-reporting=on");
     if (!skip) {
         qtest_qmp_assert_success(g.src, "{ 'execute': "
                                  "'migrate-set-parameters', 'arguments': "
@@ -714,10 +726,13 @@ int main(int argc, char **argv)
     qtest_add_func("/fph-ballooned/stream", test_stream);
     qtest_add_func("/fph-ballooned/old-machine-type", test_old_machine_type);
     qtest_add_func("/fph-ballooned/multifd", test_multifd);
-    qtest_add_data_func("/fph-ballooned/unbacked/skipped",
-                        GINT_TO_POINTER(true), test_unbacked);
-    qtest_add_data_func("/fph-ballooned/unbacked/off",
-                        GINT_TO_POINTER(false), test_unbacked);
+    for (i = 0; i < G_N_ELEMENTS(unbacked_cases); i++) {
+        g_autofree char *path = g_strdup_printf(
+            "/fph-ballooned/unbacked/%s-%s", unbacked_cases[i].ram,
+            unbacked_cases[i].skip ? "skipped" : "off");
+
+        qtest_add_data_func(path, &unbacked_cases[i], test_unbacked);
+    }
     qtest_add_func("/fph-ballooned/postcopy", test_postcopy);
     return g_test_run();
 }
