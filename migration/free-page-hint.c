@@ -62,6 +62,10 @@ static struct {
 static GArray *guest_ram;
 /* Rounds started in this migration, for free-page-hint-repeat */
 static uint64_t rounds_this_migration;
+/* Dirty bitmap syncs of this migration so far */
+static uint64_t syncs_this_migration;
+/* Between COMPLETE and CLEANUP: the final sync starts no round */
+static bool completing;
 
 /*
  * Guest RAM is what a memory backend provides: main RAM, NUMA memdevs,
@@ -260,8 +264,12 @@ static void skip_unbacked_piece(const GuestRamRange *r, uint64_t offset,
     uint64_t win, end, i, cleared = 0;
     HostMem host;
 
-    /* A hole is a host page: it must be a target page too. */
-    if (!bmap || qemu_ram_pagesize(rb) != qemu_target_page_size()) {
+    /*
+     * A hole is a host page: it must be a target page too.  Persistent
+     * memory holds data the destination has no business keeping or not.
+     */
+    if (!bmap || qemu_ram_pagesize(rb) != qemu_target_page_size() ||
+        (rb->flags & RAM_PMEM)) {
         return;
     }
     host = (HostMem) {
@@ -413,7 +421,9 @@ static void start_round(void)
 {
     FreePageHintSource *src;
     bool first = !rounds_this_migration;
-    bool unbacked = first && migrating && migrate_skip_unbacked_pages();
+    /* Only before the first pass: later, a sent page may have gone */
+    bool unbacked = syncs_this_migration == 1 && migrating &&
+                    migrate_skip_unbacked_pages();
     bool wanted = false;
 
     /*
@@ -477,13 +487,22 @@ static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
         end_round();
         break;
     case PRECOPY_NOTIFY_AFTER_BITMAP_SYNC:
-        start_round();
+        syncs_this_migration++;
+        if (!completing) {
+            start_round();
+        }
         break;
     case PRECOPY_NOTIFY_COMPLETE:
+        /* Before the final sync, with the guest stopped */
+        end_round();
+        completing = true;
+        break;
     case PRECOPY_NOTIFY_CLEANUP:
         /* Not at SETUP, which comes after the first sync and its round */
         end_round();
         rounds_this_migration = 0;
+        syncs_this_migration = 0;
+        completing = false;
         migrating = false;
         qemu_mutex_lock(&round.lock);
         round.waited = false;
@@ -516,6 +535,9 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
             precopy_add_notifier(&precopy_notifier);
         }
         migrating = true;
+        syncs_this_migration = 0;
+        rounds_this_migration = 0;
+        completing = false;
         return;
     }
     /* Also when it ended before its first sync */

@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* Documentation/admin-guide/mm/pagemap.rst of Linux */
@@ -77,6 +80,8 @@ static bool file_holes(const HostMem *m, uint64_t offset, uint64_t npages,
                 return false;
             }
             data = end;             /* no data after pos */
+        } else if (data < pos) {
+            return false;           /* not an answer to SEEK_DATA */
         }
         data = MIN(data, end);
         /* Only whole pages: a hole ending mid-page leaves that page. */
@@ -88,13 +93,28 @@ static bool file_holes(const HostMem *m, uint64_t offset, uint64_t npages,
             break;
         }
         hole = lseek(m->fd, data, SEEK_HOLE);
-        if (hole < 0) {
-            return false;
+        if (hole <= data) {
+            return false;           /* an error, or no progress */
         }
         /* The next hole may start mid-page: it begins at the next page. */
         pos = (hole + m->page_size - 1) / m->page_size * m->page_size;
     }
     return true;
+}
+
+/*
+ * A regular file of tmpfs (memfd is one): a hole there reads as zero
+ * wherever the file is mapped, and even a page only read is allocated.  A
+ * disk file system may keep a hole under a page cached for a read, and a
+ * device may not answer SEEK_DATA at all.
+ */
+static bool file_is_tmpfs(int fd)
+{
+    struct statfs fs;
+    struct stat st;
+
+    return !fstat(fd, &st) && S_ISREG(st.st_mode) && !fstatfs(fd, &fs) &&
+           fs.f_type == TMPFS_MAGIC;
 }
 
 bool host_mem_find_holes(const HostMem *m, uint64_t offset, uint64_t npages,
@@ -103,7 +123,7 @@ bool host_mem_find_holes(const HostMem *m, uint64_t offset, uint64_t npages,
     if (m->fd < 0 && !m->shared) {
         return anonymous_holes(m, offset, npages, holes);
     }
-    if (m->fd >= 0 && m->shared) {
+    if (m->fd >= 0 && m->shared && file_is_tmpfs(m->fd)) {
         return file_holes(m, offset, npages, holes);
     }
     return false;

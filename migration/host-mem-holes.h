@@ -31,11 +31,12 @@ typedef struct HostMem {
  * words: bit i is bit i % 8 of byte i / 8).  No data means:
  *  - anonymous private memory: neither present nor swapped out, per
  *    /proc/self/pagemap;
- *  - memory shared with its file (memfd, tmpfs, hugetlbfs, plain files):
- *    a hole of the file, per SEEK_DATA.  The file offset is the offset in
+ *  - memory shared with a regular file of tmpfs (memfd, /dev/shm): a
+ *    hole of the file, per SEEK_DATA.  The file offset is the offset in
  *    the block, as QEMU 7.2 maps it.
- * A private mapping of a file is not looked at: its holes may hide a
- * private copy, and its data may be the file's.
+ * Nothing else is looked at: a private mapping of a file (its holes may
+ * hide a private copy), a disk file system (a hole may be under a page
+ * cached for a read), a device (it may not answer SEEK_DATA).
  * Returns false, with some holes perhaps unmarked, when it cannot tell;
  * a marked hole is always one.
  */

@@ -21,6 +21,7 @@
 #include "exec/memory.h"
 #include "exec/target_page.h"
 #include "hw/virtio/virtio.h"
+#include "sysemu/hostmem.h"
 #include "hw/virtio/virtio-balloon.h"
 #include "migration/vmstate.h"
 #include "migration/qemu-file-types.h"
@@ -66,12 +67,45 @@ static void pages_clear_all(VirtIOBalloonPages *p)
     p->count = 0;
 }
 
+/*
+ * Every byte of [gpa, gpa + len) is guest RAM, memory of a memory backend:
+ * a guest may balloon VRAM or a RAM BAR, which migration never skips and
+ * which may move, and a stream may name anything.
+ */
+static bool pages_are_guest_ram(uint64_t gpa, uint64_t len)
+{
+    while (len) {
+        MemoryRegionSection section;
+        bool ram;
+        uint64_t got;
+
+        section = memory_region_find(get_system_memory(), gpa, len);
+        if (!section.mr) {
+            return false;
+        }
+        ram = section.offset_within_address_space == gpa &&
+              memory_region_is_ram(section.mr) &&
+              !memory_region_is_ram_device(section.mr) &&
+              !memory_region_is_rom(section.mr) &&
+              !memory_region_is_romd(section.mr) &&
+              object_dynamic_cast(section.mr->owner, TYPE_MEMORY_BACKEND);
+        got = int128_get64(section.size);
+        memory_region_unref(section.mr);
+        if (!ram || !got) {
+            return false;
+        }
+        gpa += got;
+        len -= got;
+    }
+    return true;
+}
+
 void virtio_balloon_pages_discarded(VirtIOBalloon *s, uint64_t gpa,
                                     uint64_t len)
 {
     VirtIOBalloonPages *p = balloon_pages(s);
 
-    if (!p->enabled || !len) {
+    if (!p->enabled || !len || !pages_are_guest_ram(gpa, len)) {
         return;
     }
     assert(QEMU_IS_ALIGNED(gpa | len, BALLOON_PAGE));
@@ -213,33 +247,6 @@ static int pages_put_runs(QEMUFile *f, void *pv, size_t size,
     return 0;
 }
 
-/* Every byte of [gpa, gpa + len) is RAM the balloon could have taken */
-static bool pages_are_ram(uint64_t gpa, uint64_t len)
-{
-    while (len) {
-        MemoryRegionSection section;
-        bool ram;
-        uint64_t got;
-
-        section = memory_region_find(get_system_memory(), gpa, len);
-        if (!section.mr) {
-            return false;
-        }
-        ram = section.offset_within_address_space == gpa &&
-              memory_region_is_ram(section.mr) &&
-              !memory_region_is_rom(section.mr) &&
-              !memory_region_is_romd(section.mr);
-        got = int128_get64(section.size);
-        memory_region_unref(section.mr);
-        if (!ram || !got) {
-            return false;
-        }
-        gpa += got;
-        len -= got;
-    }
-    return true;
-}
-
 static int pages_get_runs(QEMUFile *f, void *pv, size_t size,
                           const VMStateField *field)
 {
@@ -256,19 +263,28 @@ static int pages_get_runs(QEMUFile *f, void *pv, size_t size,
         if (ret) {
             return ret;
         }
-        /* Sorted, apart, and guest RAM here too: the stream is not trusted */
+        /* Sorted and apart, or the stream is broken */
         if (!n || start < end || start + n < start ||
-            start + n > (UINT64_MAX >> BALLOON_PAGES_SHIFT) ||
-            !pages_are_ram(start << BALLOON_PAGES_SHIFT,
-                           n << BALLOON_PAGES_SHIFT)) {
+            start + n > (UINT64_MAX >> BALLOON_PAGES_SHIFT)) {
             error_report("virtio-balloon: ballooned pages %" PRIu64
-                         "+%" PRIu64 " in the migration stream are not "
-                         "guest RAM here", start, n);
+                         "+%" PRIu64 " in the migration stream out of "
+                         "order", start, n);
             pages_clear_all(p);
             return -EINVAL;
         }
-        pages_set(p, start, n);
         end = start + n;
+        /*
+         * Not guest RAM here: forgotten.  The bitmap only names pages to
+         * look at; what is skipped is what the host shows empty.
+         */
+        if (!pages_are_guest_ram(start << BALLOON_PAGES_SHIFT,
+                                 n << BALLOON_PAGES_SHIFT)) {
+            warn_report_once("virtio-balloon: ballooned pages in the "
+                             "migration stream that are not guest RAM "
+                             "here are forgotten");
+            continue;
+        }
+        pages_set(p, start, n);
     }
     return 0;
 }

@@ -136,10 +136,21 @@ static void test_cannot_tell(void **state)
     /* A private copy of a file: its holes may hide written pages */
     assert_false(host_mem_find_holes(&m, 0, NPAGES, holes));
     assert_int_equal(holes[0], 0);
+    close(m.fd);
+
+    /*
+     * A device whose lseek ignores SEEK_DATA and answers 0 (as device DAX
+     * does): not a file of tmpfs, not looked at, and no endless loop
+     */
+    m.fd = open("/dev/null", O_RDWR);
+    assert_true(m.fd >= 0);
+    m.shared = true;
+    assert_false(host_mem_find_holes(&m, 0, NPAGES, holes));
+    assert_int_equal(holes[0], 0);
+    close(m.fd);
 
     /* Anonymous shared memory (memory-backend-ram,share=on) */
     m.fd = -1;
-    m.shared = true;
     assert_false(host_mem_find_holes(&m, 0, NPAGES, holes));
 
     /* More than one read of the page map at a time */
