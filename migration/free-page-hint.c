@@ -72,7 +72,7 @@ static bool completing;
  * DIMMs, virtio-mem.  Video RAM, ROMs and RAM of passed-through devices
  * are RAM too, but never free in the guest's sense.
  */
-static bool is_guest_ram_region(MemoryRegion *mr)
+bool free_page_hint_region_is_guest_ram(MemoryRegion *mr)
 {
     return memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
            !memory_region_is_rom(mr) && !mr->rom_device &&
@@ -86,7 +86,7 @@ static bool collect_guest_ram(Int128 start, Int128 len,
     MemoryRegion *region = (MemoryRegion *)mr;   /* to take a reference */
     GuestRamRange r;
 
-    if (!is_guest_ram_region(region)) {
+    if (!free_page_hint_region_is_guest_ram(region)) {
         return false;
     }
     r = (GuestRamRange) {

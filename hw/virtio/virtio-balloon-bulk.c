@@ -20,7 +20,6 @@
 #include "exec/address-spaces.h"
 #include "exec/cpu-common.h"
 #include "exec/memory.h"
-#include "sysemu/hostmem.h"
 #include "hw/virtio/virtio.h"
 #include "hw/virtio/virtio-balloon.h"
 #include "hw/virtio/virtio-balloon-pages.h"
@@ -71,24 +70,12 @@ static void bulk_bad_input(VirtIOBalloon *s, VirtQueue *vq, BulkError err,
                 "; further reports of this kind are suppressed" : "");
 }
 
-/*
- * Guest RAM is what a memory backend provides (main RAM, NUMA memdevs,
- * DIMMs); video RAM, ROMs and device RAM are RAM too, but never the
- * guest's to give away.
- */
-static bool bulk_is_guest_ram(MemoryRegion *mr)
-{
-    return memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
-           !memory_region_is_rom(mr) && !mr->rom_device &&
-           object_dynamic_cast(mr->owner, TYPE_MEMORY_BACKEND);
-}
-
 static bool bulk_top_of_ram(Int128 start, Int128 len, const MemoryRegion *mr,
                             hwaddr offset_in_region, void *opaque)
 {
     uint64_t *top = opaque;
 
-    if (bulk_is_guest_ram((MemoryRegion *)mr)) {
+    if (free_page_hint_region_is_guest_ram((MemoryRegion *)mr)) {
         *top = MAX(*top, int128_get64(int128_add(start, len)));
     }
     return false;
@@ -121,7 +108,7 @@ static bool bulk_resolve(const BulkRange *r, GArray *pieces, BulkRange *bad)
                                                      gpa, end - gpa);
         BulkPiece p = { .gpa = gpa };
         bool ram = sec.mr && sec.offset_within_address_space == gpa &&
-                   bulk_is_guest_ram(sec.mr);
+                   free_page_hint_region_is_guest_ram(sec.mr);
 
         if (ram) {
             p.len = int128_get64(sec.size);

@@ -21,7 +21,6 @@
 #include "exec/memory.h"
 #include "exec/target_page.h"
 #include "hw/virtio/virtio.h"
-#include "sysemu/hostmem.h"
 #include "hw/virtio/virtio-balloon.h"
 #include "migration/vmstate.h"
 #include "migration/qemu-file-types.h"
@@ -84,11 +83,7 @@ static bool pages_are_guest_ram(uint64_t gpa, uint64_t len)
             return false;
         }
         ram = section.offset_within_address_space == gpa &&
-              memory_region_is_ram(section.mr) &&
-              !memory_region_is_ram_device(section.mr) &&
-              !memory_region_is_rom(section.mr) &&
-              !memory_region_is_romd(section.mr) &&
-              object_dynamic_cast(section.mr->owner, TYPE_MEMORY_BACKEND);
+              free_page_hint_region_is_guest_ram(section.mr);
         got = int128_get64(section.size);
         memory_region_unref(section.mr);
         if (!ram || !got) {

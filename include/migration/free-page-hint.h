@@ -114,6 +114,8 @@ void free_page_hint_remove_source(FreePageHintSource *src);
  * skipped, page by page: a range may span several RAM blocks.
  */
 bool free_page_hint_round_is_current(FreePageHintRound round);
+/* Whether @mr is guest RAM in that sense; any time, round or not */
+bool free_page_hint_region_is_guest_ram(MemoryRegion *mr);
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound round);
 bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len);
 void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
