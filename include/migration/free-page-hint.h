@@ -115,7 +115,8 @@ void free_page_hint_remove_source(FreePageHintSource *src);
  */
 bool free_page_hint_round_is_current(FreePageHintRound round);
 /* Whether @mr is guest RAM in that sense; any time, round or not */
-bool free_page_hint_region_is_guest_ram(MemoryRegion *mr);
+struct MemoryRegion;
+bool free_page_hint_region_is_guest_ram(struct MemoryRegion *mr);
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound round);
 bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len);
 void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
