@@ -16,7 +16,7 @@ QEMU := $(QEMU_BUILD)/qemu-system-x86_64
 
 .PHONY: all qemu prepare check lint unit-tests demo soak bench help clean \
 	distclean check-series fuzz fuzz-build inflate-bench install uninstall \
-	deb libvirt-demo
+	deb libvirt-demo prove-rearm
 
 all: qemu
 
@@ -26,6 +26,7 @@ help:
 	@echo "make lint       checkpatch.pl on our files and patches"
 	@echo "make fuzz       both fuzzers, FUZZ_SECONDS (600) each"
 	@echo "make check-series  build every prefix of patches/series"
+	@echo "make prove-rearm   fph-kvm-dirty-test against a build without the re-arm (KVM)"
 	@echo "make demo       the main job: migrate real guests, print results"
 	@echo "make soak       20 migrations of the stock guest with stock hints"
 	@echo "make soak SOAK_MODE=fph-churn  20 runs of the qemu-fph guest under churn"
@@ -81,7 +82,7 @@ DESTDIR ?=
 
 ifeq ($(BUILD),)
 qemu prepare check lint unit-tests demo soak bench check-series \
-inflate-bench install deb libvirt-demo:
+inflate-bench install deb libvirt-demo prove-rearm:
 	@echo "Run ./configure first (see README.md)." >&2; exit 1
 else
 
@@ -107,6 +108,9 @@ lint: prepare
 # Every prefix of the series builds (slow; not part of make check)
 check-series: prepare
 	@scripts/check-series.sh $(TOP) $(BUILD)
+
+prove-rearm: prepare
+	@scripts/prove-rearm.sh $(PROVE_RUNS)
 
 check: qemu unit-tests fuzz-build
 	@$(PYTHON) scripts/run-checks.py

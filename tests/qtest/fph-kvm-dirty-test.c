@@ -11,7 +11,10 @@
  * dirty log, a page found dirty at a sync stays writable and its writes
  * unlogged until its chunk of the log is cleared; qemu-fph clears every
  * chunk before it asks the guest.  Without that, the writes the guest made
- * between the request and its answer are lost.
+ * between the request and its answer are lost, unless the guest happens to
+ * write the pages again: the write-once-after-request cases have a guest
+ * that writes the range once after the request and then only reads, so
+ * they fail every time without it (make prove-rearm).
  *
  * Copyright (c) 2026 The qemu-fph authors
  *
@@ -29,6 +32,9 @@
 
 #define PAGE            4096
 #define COUNTER_ADDR    0x9000
+/* The command word of the guest that writes on command, and its answer */
+#define COMMAND_ADDR    0x9000
+#define DONE_ADDR       0x9004
 /*
  * Migration clears KVM's dirty log in 1 GiB chunks, just before it sends a
  * page of the chunk.  The range sits in the second GiB, so that the pages
@@ -51,10 +57,29 @@
 /* Little-endian bytes of a 32-bit immediate */
 #define B(x, n)         (((x) >> (8 * (n))) & 0xff)
 
+#define RANGE_END       (RANGE_START + RANGE_PAGES * PAGE)
+
 /*
  * The boot sector at 0x7c00 enters 32-bit protected mode with flat
- * segments (as tests/migration/i386/a-b-bootblock.S) and then, with
- * interrupts off:
+ * segments (as tests/migration/i386/a-b-bootblock.S) and runs one of the
+ * programs below with interrupts off.
+ */
+static const uint8_t boot_enter_pm[] = {
+    /* cli; lgdtl 0x7c68; mov $1, %eax; mov %eax, %cr0 */
+    0xfa,
+    0x66, 0x0f, 0x01, 0x16, 0x68, 0x7c,
+    0x66, 0xb8, 0x01, 0x00, 0x00, 0x00,
+    0x0f, 0x22, 0xc0,
+    /* ljmpl $8, $0x7c18: 32-bit code from here */
+    0x66, 0xea, 0x18, 0x7c, 0x00, 0x00, 0x08, 0x00,
+    /* mov $16, %eax; mov %eax, %ds; A20 on through port 0x92 */
+    0xb8, 0x10, 0x00, 0x00, 0x00,
+    0x8e, 0xd8,
+    0xe4, 0x92, 0x0c, 0x02, 0xe6, 0x92,
+};
+
+/*
+ * Write the round number into every page, round after round:
  *
  *         xor  %edx, %edx
  * round:  inc  %edx
@@ -69,44 +94,59 @@
  *         jb   page
  *         jmp  round
  */
-#define RANGE_END       (RANGE_START + RANGE_PAGES * PAGE)
-
-static const uint8_t boot_code[] = {
-    /* cli; lgdtl 0x7c68; mov $1, %eax; mov %eax, %cr0 */
-    0xfa,
-    0x66, 0x0f, 0x01, 0x16, 0x68, 0x7c,
-    0x66, 0xb8, 0x01, 0x00, 0x00, 0x00,
-    0x0f, 0x22, 0xc0,
-    /* ljmpl $8, $0x7c18: 32-bit code from here */
-    0x66, 0xea, 0x18, 0x7c, 0x00, 0x00, 0x08, 0x00,
-    /* mov $16, %eax; mov %eax, %ds; A20 on through port 0x92 */
-    0xb8, 0x10, 0x00, 0x00, 0x00,
-    0x8e, 0xd8,
-    0xe4, 0x92, 0x0c, 0x02, 0xe6, 0x92,
-    /* xor %edx, %edx; round: inc %edx; mov %edx, COUNTER_ADDR */
+static const uint8_t write_rounds[] = {
     0x31, 0xd2,
     0x42,
     0x89, 0x15,
         B(COUNTER_ADDR, 0), B(COUNTER_ADDR, 1),
         B(COUNTER_ADDR, 2), B(COUNTER_ADDR, 3),
-    /* mov $RANGE_START, %eax; page: mov %edx, (%eax) */
     0xb8,
         B(RANGE_START, 0), B(RANGE_START, 1),
         B(RANGE_START, 2), B(RANGE_START, 3),
     0x89, 0x10,
-    /* mov $SPIN, %ecx; spin: dec %ecx; jnz spin */
-    0xb9,
-        B(SPIN, 0), B(SPIN, 1), B(SPIN, 2), B(SPIN, 3),
+    0xb9, B(SPIN, 0), B(SPIN, 1), B(SPIN, 2), B(SPIN, 3),
     0x49,
     0x75, 0xfd,
-    /* add $PAGE, %eax; cmp $RANGE_END, %eax; jb page; jmp round */
-    0x05,
-        B(PAGE, 0), B(PAGE, 1), B(PAGE, 2), B(PAGE, 3),
-    0x3d,
-        B(RANGE_END, 0), B(RANGE_END, 1),
-        B(RANGE_END, 2), B(RANGE_END, 3),
+    0x05, B(PAGE, 0), B(PAGE, 1), B(PAGE, 2), B(PAGE, 3),
+    0x3d, B(RANGE_END, 0), B(RANGE_END, 1), B(RANGE_END, 2), B(RANGE_END, 3),
     0x72, 0xea,
     0xeb, 0xdc,
+};
+
+/*
+ * Write the test's command word into every page once, each time it
+ * changes, then acknowledge it; in between, only read:
+ *
+ * wait:   mov  COMMAND_ADDR, %edx
+ *         cmp  DONE_ADDR, %edx
+ *         je   wait
+ *         mov  $RANGE_START, %eax
+ * page:   mov  %edx, (%eax)
+ *         add  $4096, %eax
+ *         cmp  $RANGE_END, %eax
+ *         jb   page
+ *         mov  %edx, DONE_ADDR
+ *         jmp  wait
+ */
+static const uint8_t write_on_command[] = {
+    0x8b, 0x15,
+        B(COMMAND_ADDR, 0), B(COMMAND_ADDR, 1),
+        B(COMMAND_ADDR, 2), B(COMMAND_ADDR, 3),
+    0x3b, 0x15,
+        B(DONE_ADDR, 0), B(DONE_ADDR, 1),
+        B(DONE_ADDR, 2), B(DONE_ADDR, 3),
+    0x74, 0xf2,
+    0xb8,
+        B(RANGE_START, 0), B(RANGE_START, 1),
+        B(RANGE_START, 2), B(RANGE_START, 3),
+    0x89, 0x10,
+    0x05, B(PAGE, 0), B(PAGE, 1), B(PAGE, 2), B(PAGE, 3),
+    0x3d, B(RANGE_END, 0), B(RANGE_END, 1), B(RANGE_END, 2), B(RANGE_END, 3),
+    0x72, 0xf2,
+    0x89, 0x15,
+        B(DONE_ADDR, 0), B(DONE_ADDR, 1),
+        B(DONE_ADDR, 2), B(DONE_ADDR, 3),
+    0xeb, 0xd7,
 };
 
 /* At 0x7c50: null, flat code and flat data descriptors; at 0x7c68 GDTR */
@@ -132,14 +172,17 @@ static const KvmCase cases[] = {
     { "stock/dirty-ring", RING, true },
 };
 
-static char *make_boot_sector(void)
+static char *make_boot_sector(const char *name, const uint8_t *program,
+                              size_t len)
 {
     g_autofree uint8_t *sector = g_malloc0(512);
-    char *path = g_strdup_printf("%s/fph-kvm-dirty-%d.img", g_get_tmp_dir(),
-                                 getpid());
+    char *path = g_strdup_printf("%s/fph-kvm-dirty-%d-%s.img",
+                                 g_get_tmp_dir(), getpid(), name);
 
-    QEMU_BUILD_BUG_ON(sizeof(boot_code) > 0x50);
-    memcpy(sector, boot_code, sizeof(boot_code));
+    /* The GDT follows at 0x7c50. */
+    g_assert_cmpuint(sizeof(boot_enter_pm) + len, <=, 0x50);
+    memcpy(sector, boot_enter_pm, sizeof(boot_enter_pm));
+    memcpy(sector + sizeof(boot_enter_pm), program, len);
     memcpy(sector + 0x50, boot_gdt, sizeof(boot_gdt));
     sector[510] = 0x55;
     sector[511] = 0xaa;
@@ -181,8 +224,9 @@ static bool wait_for_round(QTestState *qts, uint32_t round,
  * which QEMU takes when KVM fails: ask QEMU what it runs, and whether the
  * guest gets anywhere.
  */
-static char *kvm_unusable(const KvmCase *c, const char *boot)
+static char *kvm_unusable(const KvmCase *c)
 {
+    g_autofree char *boot = NULL;
     QTestState *qts;
     QDict *rsp;
     char *why = NULL;
@@ -190,7 +234,10 @@ static char *kvm_unusable(const KvmCase *c, const char *boot)
     if (access("/dev/kvm", R_OK | W_OK)) {
         return g_strdup_printf("/dev/kvm: %s", strerror(errno));
     }
+    boot = make_boot_sector("probe", write_rounds, sizeof(write_rounds));
     qts = start_guest(c, boot, "");
+    /* Open, and no migration reopens it by name: gone even on failure */
+    unlink(boot);
     rsp = qtest_qmp(qts, "{ 'execute': 'query-kvm' }");
     if (!qdict_get_bool(qdict_get_qdict(rsp, "return"), "enabled")) {
         why = g_strdup("QEMU cannot use KVM here");
@@ -250,8 +297,8 @@ static uint32_t stock_wait_request(FphDriver *g, uint32_t last)
     }
 }
 
-/* Stock driver: start the hinting of @id, hint the whole range free. */
-static void stock_report(FphDriver *g, uint32_t id)
+/* Stock driver: start the hinting of @id, hint @pages of the range free. */
+static void stock_report(FphDriver *g, uint32_t id, uint32_t pages)
 {
     QTestState *qts = g->qts;
     uint64_t id_addr = guest_alloc(&g->alloc, sizeof(id));
@@ -262,8 +309,8 @@ static void stock_report(FphDriver *g, uint32_t id)
                           false);
     qvirtqueue_kick(qts, &g->dev->vdev, g->hint_vq, head);
     fph_driver_wait_used(g, g->hint_vq, head, NULL);
-    head = qvirtqueue_add(qts, g->hint_vq, RANGE_START,
-                          RANGE_PAGES * PAGE, true, false);
+    head = qvirtqueue_add(qts, g->hint_vq, RANGE_START, pages * PAGE, true,
+                          false);
     qvirtqueue_kick(qts, &g->dev->vdev, g->hint_vq, head);
     fph_driver_wait_used(g, g->hint_vq, head, NULL);
     guest_free(&g->alloc, id_addr);
@@ -286,7 +333,7 @@ static uint32_t answer_request(const KvmCase *c, FphDriver *g, uint32_t last)
     round = guest_round(g->qts);
     g_assert(wait_for_round(g->qts, round + 2, TIMEOUT_US));
     if (c->stock) {
-        stock_report(g, id);
+        stock_report(g, id, RANGE_PAGES);
     } else {
         fph_driver_report(g, id, FPB_CHUNK_F_LAST, RANGE_START, RANGE_PAGES,
                           0, RANGE_PAGES);
@@ -325,13 +372,49 @@ static void check_destination(QTestState *src, QTestState *dst)
     g_assert_cmpuint(differ, ==, 0);
 }
 
+/* A source running @program under KVM, and its destination waiting */
+typedef struct KvmMigration {
+    QTestState *src;
+    QTestState *dst;
+    char *boot;
+    char *uri;
+} KvmMigration;
+
+/* Start both sides; false, with the test skipped, where KVM cannot run. */
+static bool kvm_migration_start(KvmMigration *m, const KvmCase *c,
+                                const char *name, const uint8_t *program,
+                                size_t len)
+{
+    g_autofree char *why = kvm_unusable(c);
+
+    if (why) {
+        g_test_skip(why);
+        return false;
+    }
+    m->boot = make_boot_sector(name, program, len);
+    m->uri = g_strdup_printf("unix:%s/fph-kvm-dirty-%d.sock",
+                             g_get_tmp_dir(), getpid());
+    m->src = start_guest(c, m->boot, "");
+    /* -S: the destination stays paused, so both sides hold still. */
+    m->dst = start_guest(c, m->boot, "-S -incoming defer");
+    qtest_qmp_assert_success(m->dst, "{ 'execute': 'migrate-incoming',"
+                             "'arguments': { 'uri': %s } }", m->uri);
+    return true;
+}
+
+static void kvm_migration_end(KvmMigration *m)
+{
+    qtest_quit(m->dst);
+    qtest_quit(m->src);
+    unlink(m->boot);
+    g_free(m->boot);
+    g_free(m->uri);
+}
+
 static void test_writes_after_report(const void *opaque)
 {
     const KvmCase *c = opaque;
-    g_autofree char *boot = make_boot_sector();
-    g_autofree char *uri = g_strdup_printf("unix:%s/fph-kvm-dirty-%d.sock",
-                                           g_get_tmp_dir(), getpid());
-    g_autofree char *why = kvm_unusable(c, boot);
+    KvmMigration m;
     QTestState *src, *dst;
     FphDriver g;
     uint32_t id = 0;
@@ -339,14 +422,12 @@ static void test_writes_after_report(const void *opaque)
     QDict *rsp;
     int i;
 
-    if (why) {
-        g_test_skip(why);
-        unlink(boot);
+    if (!kvm_migration_start(&m, c, "rounds", write_rounds,
+                             sizeof(write_rounds))) {
         return;
     }
-    src = start_guest(c, boot, "");
-    /* -S: the destination stays paused, so both sides hold still. */
-    dst = start_guest(c, boot, "-S -incoming defer");
+    src = m.src;
+    dst = m.dst;
     g_assert(wait_for_round(src, 2, TIMEOUT_US));
     fph_driver_init(&g, src, !c->stock);
 
@@ -358,9 +439,7 @@ static void test_writes_after_report(const void *opaque)
      */
     set_parameter(src, "downtime-limit", 1);
     fph_set_max_bandwidth(src, 16 * 1024 * 1024);
-    qtest_qmp_assert_success(dst, "{ 'execute': 'migrate-incoming',"
-                             "'arguments': { 'uri': %s } }", uri);
-    migrate_qmp(src, uri, "{}");
+    migrate_qmp(src, m.uri, "{}");
     deadline = g_get_monotonic_time() + TIMEOUT_US;
     while (sync_count(src) < 2) {
         g_assert(g_get_monotonic_time() < deadline);
@@ -388,9 +467,107 @@ static void test_writes_after_report(const void *opaque)
                    qdict_get_int(qdict_get_qdict(rsp, "ram"), "normal"));
     qobject_unref(rsp);
     check_destination(src, dst);
-    qtest_quit(dst);
-    qtest_quit(src);
-    unlink(boot);
+    kvm_migration_end(&m);
+}
+
+/*
+ * Have the guest that writes on command write @value into the range.  The
+ * command is written again until done: the firmware clears low memory
+ * before the boot sector runs.
+ */
+static void guest_write_range(QTestState *qts, uint32_t value)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_US;
+
+    for (;;) {
+        qtest_writel(qts, COMMAND_ADDR, value);
+        if (qtest_readl(qts, DONE_ADDR) == value) {
+            return;
+        }
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(1000);
+    }
+}
+
+static int64_t bytes_remaining(QTestState *qts)
+{
+    QDict *rsp = migrate_query(qts);
+    int64_t n = qdict_get_int(qdict_get_qdict(rsp, "ram"), "remaining");
+
+    qobject_unref(rsp);
+    return n;
+}
+
+/*
+ * The window the re-arm closes, deterministically: the guest writes the
+ * range once after the request and then only reads; its answer reports
+ * the range free, less its last page.  That page, in the same dirty log
+ * chunk, is sent after the hints.  Without the re-arm the guest's writes
+ * went unlogged (the first sync found the pages dirty and left them
+ * writable), and clearing the chunk's log, to send that page (bitmaps) or
+ * when stock QEMU applies the hint, forgets them: the hinted pages are
+ * never sent and read zero on the destination.
+ */
+static void test_write_once_after_request(const void *opaque)
+{
+    const KvmCase *c = opaque;
+    const uint32_t hinted = RANGE_PAGES - 1;
+    uint32_t id, page, wrong = 0, lowest = UINT32_MAX;
+    KvmMigration m;
+    QTestState *src, *dst;
+    int64_t before;
+    FphDriver g;
+
+    if (!kvm_migration_start(&m, c, "command", write_on_command,
+                             sizeof(write_on_command))) {
+        return;
+    }
+    src = m.src;
+    dst = m.dst;
+    guest_write_range(src, 1);
+    fph_driver_init(&g, src, !c->stock);
+
+    /* One page a tenth of a second: the first pass is far from the range. */
+    fph_set_max_bandwidth(src, 1024);
+    migrate_qmp(src, m.uri, "{}");
+    if (c->stock) {
+        id = stock_wait_request(&g, 0);
+    } else {
+        fph_driver_post_slot(&g);
+        id = fph_driver_wait_request(&g);
+    }
+    guest_write_range(src, 2);
+
+    before = bytes_remaining(src);
+    if (c->stock) {
+        stock_report(&g, id, hinted);
+    } else {
+        fph_driver_report(&g, id, FPB_CHUNK_F_LAST, RANGE_START, RANGE_PAGES,
+                          0, hinted);
+    }
+    /* The hints took the pages out of the migration bitmap... */
+    g_assert_cmpint(before - bytes_remaining(src), >=,
+                    (int64_t)hinted * PAGE);
+    /* ...before the first pass sent their neighbour. */
+    g_assert_cmpuint(qtest_readl(dst, RANGE_END - PAGE), ==, 0);
+
+    fph_set_max_bandwidth(src, 1ULL << 30);
+    wait_for_migration_complete(src);
+    wait_for_migration_status(dst, "completed", NULL);
+
+    for (page = 0; page < RANGE_PAGES; page++) {
+        uint64_t addr = RANGE_START + (uint64_t)page * PAGE;
+        uint32_t on_dst = qtest_readl(dst, addr);
+
+        g_assert_cmpuint(qtest_readl(src, addr), ==, 2);
+        wrong += on_dst != 2;
+        lowest = MIN(lowest, on_dst);
+    }
+    g_test_message("destination: %u of %u pages without the write made "
+                   "after the request (lowest value %u)", wrong, RANGE_PAGES,
+                   lowest);
+    g_assert_cmpuint(wrong, ==, 0);
+    kvm_migration_end(&m);
 }
 
 int main(int argc, char **argv)
@@ -402,7 +579,11 @@ int main(int argc, char **argv)
         g_autofree char *path = g_strdup_printf(
             "/fph-kvm-dirty/writes-after-report/%s", cases[i].name);
 
+        g_autofree char *once = g_strdup_printf(
+            "/fph-kvm-dirty/write-once-after-request/%s", cases[i].name);
+
         qtest_add_data_func(path, &cases[i], test_writes_after_report);
+        qtest_add_data_func(once, &cases[i], test_write_once_after_request);
     }
     return g_test_run();
 }
