@@ -125,7 +125,8 @@ SOAK_MODE ?= stock
 soak: qemu
 	@$(PYTHON) scripts/soak.py --mode $(SOAK_MODE)
 
-# The full matrix; regenerates docs/benchmark.*.  BENCH_SCENARIOS=ballooned
+# The full matrix (both links, big idle guests); regenerates docs/benchmark.*.
+# BENCH_SCENARIOS=ballooned
 # (comma-separated) runs only those scenarios and replaces only their runs.
 BENCH_SCENARIOS ?=
 bench: qemu

@@ -1,16 +1,19 @@
 #!/usr/bin/python3
-"""The benchmark: every scenario and mode for guests of 1, 4 and 8 GiB
-(those that fit), 3 repetitions each, medians.  Writes docs/benchmark.md
-(tables), docs/benchmark.json (every run) and docs/benchmark-SIZE.png
-(MB sent per scenario and mode) from its own results.  Bytes sent are the
-primary figure (they are stable); times are medians at the stated link.
+"""The benchmark: every scenario and mode for guests of 1 and 4 GiB, and
+idle guests of 16 and 64 GiB, each at two links (tcp loopback at
+max-bandwidth 10 GiB/s, and 1250 MB/s, a 10 GbE link), 3 repetitions each,
+medians.  Writes docs/benchmark.md (tables), docs/benchmark.json (every
+run) and docs/benchmark-*.png (MB sent per scenario and mode) from its own
+results.  Bytes sent are the primary figure (they are stable); times are
+medians at the stated link.
 
 --scenarios runs some scenarios only (e.g. ballooned): their runs replace
-the same size, scenario and mode's in docs/benchmark.json, and
+the same size, link, scenario and mode's in docs/benchmark.json, and
 docs/benchmark.md is written again from all the runs there.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -25,15 +28,49 @@ from guestrun import progress                     # noqa: E402
 
 DOCS = os.path.join(guestrun.TOP, 'docs')
 
+LOOPBACK_MIB = 10240
+# 1250 MB/s: what a 10 GbE link carries
+TEN_GBE_MIB = round(1250e6 / (1 << 20), 2)
+# Big guests hold what the 4 GiB guest holds (a sixteenth of it), so that
+# they differ from it in size only.
+BIG_HOLD_MIB = 256
+BIG_SCENARIO = 'idle'
 
-def inflate_section():
-    """The section scripts/inflate-speed.py wrote, which this keeps."""
+
+def link_name(bandwidth_mib):
+    if abs(bandwidth_mib - TEN_GBE_MIB) < 1:
+        return '10 GbE (max-bandwidth 1250 MB/s)'
+    return 'loopback (max-bandwidth %g MiB/s)' % bandwidth_mib
+
+
+def link_short(bandwidth_mib):
+    return '10GbE' if link_tag(bandwidth_mib) else 'loopback'
+
+
+def link_tag(bandwidth_mib):
+    """The link in file names: '' for loopback, as before there were two."""
+    return '-10gbe' if abs(bandwidth_mib - TEN_GBE_MIB) < 1 else ''
+
+
+# Sections of docs/benchmark.md that are written elsewhere and kept as
+# they are: by scripts/inflate-speed.py, and by hand.
+KEPT_SECTIONS = ('## Where the time goes', '## Inflate speed')
+
+
+def kept_sections():
+    """The kept sections of the current docs/benchmark.md, in order."""
     try:
         text = open(os.path.join(DOCS, 'benchmark.md')).read()
     except OSError:
         return ''
-    start = text.find('## Inflate speed')
-    return text[start:] if start >= 0 else ''
+    out = []
+    for head in KEPT_SECTIONS:
+        start = text.find('\n' + head + '\n')
+        if start < 0:
+            continue
+        end = text.find('\n## ', start + 1)
+        out.append(text[start + 1:end + 1 if end >= 0 else len(text)])
+    return '\n'.join(s.rstrip('\n') + '\n' for s in out)
 
 
 def host_mem_mib():
@@ -93,29 +130,118 @@ def load_runs(path):
     return [guestrun.RunResult.from_dict(r) for r in d['runs']], d['meta']
 
 
+def run_key(r):
+    return (r.guest_mib, round(r.bandwidth_mib), r.scenario, r.mode)
+
+
 def merge_runs(old, new):
-    """@old's runs less those of any (size, scenario, mode) that @new
-    has, then @new's."""
-    fresh = {(r.guest_mib, r.scenario, r.mode) for r in new}
-    return [r for r in old
-            if (r.guest_mib, r.scenario, r.mode) not in fresh] + new
+    """@old's runs less those of any (size, link, scenario, mode) that
+    @new has, then @new's."""
+    fresh = {run_key(r) for r in new}
+    return [r for r in old if run_key(r) not in fresh] + new
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def fmt(x, spec='%.2f'):
+    return '-' if x is None else spec % x
+
+
+TIME_TEXT = """Each scenario's bitmap run against its hints-off run (`off`) at
+the same size and link, medians: the bytes ratio, the time ratio, and the
+time ratio over the bytes ratio, which the goal wants at most 1.3 (time
+follows bytes); downtimes side by side.
+"""
+
+
+def time_vs_bytes(medians):
+    """Rows of the time-against-bytes table: (size, link, scenario, ...)."""
+    by = {(m.guest_mib, round(m.bandwidth_mib), m.scenario, m.mode): m
+          for m in medians}
+    rows = []
+    for (mem, bw, sc, mode), m in sorted(by.items()):
+        off = by.get((mem, bw, sc, 'off'))
+        if (mode != 'bitmap' or not off or
+                sc in guestrun.BALLOONED + ('unballooned',)):
+            continue
+        b, t = ratio(m.mb_sent, off.mb_sent), ratio(m.total_ms, off.total_ms)
+        rows.append([mem, link_short(m.bandwidth_mib), sc,
+                     fmt(b), fmt(t), fmt(ratio(t, b)),
+                     '%s / %s' % (off.downtime_ms, m.downtime_ms),
+                     'yes' if t and b and t / b <= 1.3 else 'no'])
+    return report.text_table(['guest MiB', 'link', 'scenario', 'x MB',
+                              'x time', 'time/bytes', 'downtime off / bitmap',
+                              'goal'], rows)
+
+
+BIG_TEXT = """Idle guests of 16 and 64 GiB on `memory-backend-ram` with
+`reserve=off` (a plain `-m 64G` exceeds this host's overcommit heuristic),
+each holding %d MiB of live data, as the 4 GiB guest does, so that they
+differ from it in size only.  "RSS MiB" is the source QEMU's resident
+memory before migrating, "peak MiB" its peak while migrating (VmHWM, reset
+through `clear_refs` when the migration starts); the goal is a peak under
+2x the RSS, and for qemu-fph (`bitmap`, and `unbacked` for a guest without
+our driver) a 64 GiB guest within 1.2x the bytes and 1.5x the time of the
+4 GiB one.  A bigger guest's kernel holds more live data of its own, though:
+its page array (`struct page`, 64 bytes for each 4 KiB page, 1/64 of RAM:
+1 GiB at 64 GiB) is written at boot and must be sent.  "x 4 GiB" gives the
+bytes ratio as sent and less that growth, then the time ratio.
+""" % BIG_HOLD_MIB
+
+
+def memmap_mb(guest_mib):
+    """The guest kernel's struct page array, MB: 64 bytes a 4 KiB page."""
+    return guest_mib / 64 * 1.048576
+
+BIG_COLUMNS = ['guest MiB', 'mode', 'total ms', 'downtime ms', 'cpu ms',
+               'MB sent', 'skipped free/unbacked/zero', 'RSS MiB',
+               'peak MiB', 'x 4 GiB: MB, less memmap, time', 'data check']
+
+
+def big_table(rows, refs):
+    """@rows: idle runs of big guests and the 4 GiB reference, each
+    against @refs[mode], the 4 GiB guest's."""
+    body = []
+    for r in sorted(rows, key=lambda r: (r.guest_mib, r.mode)):
+        c = report.table_row(r)
+        ref = refs.get(r.mode)
+        body.append([r.guest_mib, r.mode, r.total_ms, r.downtime_ms,
+                     c['cpu_ms'], r.mb_sent, c['skipped'],
+                     report.dash(r.src_rss_mib),
+                     report.dash(r.src_peak_rss_mib),
+                     '-' if ref is None or ref is r else '%s, %s, %s' % (
+                         fmt(ratio(r.mb_sent, ref.mb_sent)),
+                         fmt(ratio(r.mb_sent - memmap_mb(r.guest_mib) +
+                                   memmap_mb(ref.guest_mib), ref.mb_sent)),
+                         fmt(ratio(r.total_ms, ref.total_ms))),
+                     c['check']])
+    return report.text_table(BIG_COLUMNS, body)
+
+
+def is_big(r):
+    return r.guest_mib > 8192
 
 
 def write_markdown(path, runs, meta):
     """docs/benchmark.md from all the runs: the main scenarios' tables per
-    size, the ballooned section, the guest's cost of building bitmaps."""
+    link and size, time against bytes, the big guests, the ballooned
+    section, the guest's cost of building bitmaps."""
     medians = report.median_rows(runs)
-    sizes = sorted({r.guest_mib for r in runs})
-    kept = inflate_section()
+    links = sorted({r.bandwidth_mib for r in runs}, reverse=True)
+    sizes = sorted({r.guest_mib for r in runs if not is_big(r)})
+    kept = kept_sections()
     with open(path, 'w') as f:
         f.write('# Benchmark results\n\nWritten by `make bench` '
-                '(scripts/bench.py) from its own runs: %s, tcp loopback, '
-                'max-bandwidth %d MiB/s, medians of %d.  MB sent is the '
-                'primary figure; "limit" is what the same guest kernel sends '
-                'idle after boot with hints off, plus the live data; "cpu '
-                'ms" the CPU time of the source\'s migration thread (\'-\' '
-                'in runs from before it was measured).\n\n' %
-                (meta['accel'], meta['bandwidth_mib'], meta['repetitions']))
+                '(scripts/bench.py) from its own runs: %s, tcp loopback at '
+                '%s, medians of %d.  MB sent is the primary '
+                'figure; "limit" is what the same guest kernel sends idle '
+                'after boot with hints off, plus the live data; "cpu ms" the '
+                'CPU time of the source\'s migration thread (\'-\' in runs '
+                'from before it was measured).\n\n' %
+                (meta['accel'], ' and '.join(link_name(b) for b in links),
+                 meta['repetitions']))
         # BENCH_SCENARIOS runs some scenarios again, so the sections may
         # come from different days.
         dates = meta.get('run_dates', {})
@@ -124,24 +250,42 @@ def write_markdown(path, runs, meta):
                 '%s: %s' % (', '.join(sorted(
                     sc for sc in dates if dates[sc] == d)), d)
                 for d in sorted(set(dates.values()))))
-        for mem in sizes:
-            main = [m for m in medians if m.guest_mib == mem and
-                    m.scenario not in guestrun.BALLOONED + ('unballooned',)]
-            if main:
-                f.write('## %d MiB guest\n\n```\n%s\n```\n\n'
-                        '![](benchmark-%d.png)\n\n' %
-                        (mem, report.format_table(main), mem))
+        for bw in links:
+            for mem in sizes:
+                main = [m for m in medians if m.guest_mib == mem and
+                        m.bandwidth_mib == bw and m.scenario not in
+                        guestrun.BALLOONED + ('unballooned',)]
+                if main:
+                    f.write('## %d MiB guest, %s\n\n```\n%s\n```\n\n'
+                            '![](benchmark-%d%s.png)\n\n' %
+                            (mem, link_name(bw), report.format_table(main),
+                             mem, link_tag(bw)))
+        f.write('## Time against bytes\n\n%s\n```\n%s\n```\n\n' %
+                (TIME_TEXT, time_vs_bytes(medians)))
+        big = [m for m in medians if m.scenario == BIG_SCENARIO and
+               (is_big(m) or m.guest_mib == 4096)]
+        if any(is_big(m) for m in big):
+            f.write('## Big idle guests\n\n' + BIG_TEXT)
+            for bw in links:
+                rows = [m for m in big if m.bandwidth_mib == bw]
+                refs = {m.mode: m for m in rows if m.guest_mib == 4096}
+                f.write('\n### %s\n\n```\n%s\n```\n' %
+                        (link_name(bw), big_table(rows, refs)))
+            f.write('\n![](benchmark-big.png)\n\n')
         ballooned = [m for m in medians if m.scenario in guestrun.BALLOONED]
         if ballooned:
             refs = report.never_ballooned(medians, guestrun.unballooned_mode)
             f.write('## Ballooned\n\n' + BALLOONED_TEXT)
-            for mem in sizes:
-                rows = [m for m in ballooned if m.guest_mib == mem]
-                if rows:
-                    f.write('\n### %d MiB guest\n\n```\n%s\n```\n' %
-                            (mem, report.ballooned_table(rows, refs)))
+            for bw in links:
+                for mem in sizes:
+                    rows = [m for m in ballooned if m.guest_mib == mem and
+                            m.bandwidth_mib == bw]
+                    if rows:
+                        f.write('\n### %d MiB guest, %s\n\n```\n%s\n```\n'
+                                % (mem, link_name(bw),
+                                   report.ballooned_table(rows, refs)))
             f.write('\n')
-        cost = sorted(guest_cost(runs), key=lambda c: c[0])
+        cost = sorted(set(guest_cost(runs)), key=lambda c: c[0])
         if cost:
             f.write('## Guest cost of building the bitmap\n\n'
                     '| guest MiB | scenario | free pages | chunks | us | '
@@ -152,16 +296,49 @@ def write_markdown(path, runs, meta):
             f.write('\n' + kept)
 
 
+def write_charts(runs, reps, accel):
+    """One chart per size and link of the main scenarios, one of the big
+    guests."""
+    medians = report.median_rows(runs)
+    for mem, bw in {(r.guest_mib, r.bandwidth_mib) for r in runs
+                    if not is_big(r)}:
+        main = [m for m in medians if m.guest_mib == mem and
+                m.bandwidth_mib == bw and m.scenario not in
+                guestrun.BALLOONED + ('unballooned',)]
+        if main:
+            report.write_chart(main, os.path.join(
+                DOCS, 'benchmark-%d%s.png' % (mem, link_tag(bw))),
+                'MB sent (median of %d), %d MiB guest, %s, %s' %
+                (reps, mem, accel, link_name(bw)))
+    big = [dataclasses.replace(m, scenario='%d GiB' % (m.guest_mib // 1024))
+           for m in medians if m.scenario == BIG_SCENARIO and
+           m.bandwidth_mib == LOOPBACK_MIB and
+           (is_big(m) or m.guest_mib == 4096)]
+    if any(is_big(m) for m in big):
+        report.write_chart(sorted(big, key=lambda m: m.guest_mib),
+                           os.path.join(DOCS, 'benchmark-big.png'),
+                           'MB sent (median of %d), idle guests holding %d '
+                           'MiB, %s, %s' % (reps, BIG_HOLD_MIB, accel,
+                                            link_name(LOOPBACK_MIB)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--sizes', default='1024,4096,8192')
+    parser.add_argument('--sizes', default='1024,4096')
+    parser.add_argument('--big-sizes', default='16384,65536',
+                        help='idle guests only, on sparse RAM (default '
+                        '16384,65536; "" for none)')
+    parser.add_argument('--big-modes', default='off,stock,unbacked,bitmap')
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--scenarios', default=','.join(demo.SCENARIOS),
                         help='comma-separated; the ballooned scenario runs '
                         'in its own modes, with never-ballooned runs of '
                         'each (default: all)')
     parser.add_argument('--modes', default=','.join(demo.MODES))
-    parser.add_argument('--bandwidth', type=int, default=10240)
+    parser.add_argument('--links', default='%d,%s' % (LOOPBACK_MIB,
+                                                      TEN_GBE_MIB),
+                        help='max-bandwidth of each link, MiB/s (default: '
+                        'loopback at 10 GiB/s and 1250 MB/s)')
     parser.add_argument('--markdown-only', action='store_true',
                         help='run nothing: write docs/benchmark.md again '
                         'from docs/benchmark.json')
@@ -176,57 +353,67 @@ def main():
 
     scenarios = args.scenarios.split(',')
     modes = args.modes.split(',')
+    links = [float(b) for b in args.links.split(',')]
     guestrun.build_guests({'stock', 'fph'})
     accel, why = guestrun.pick_accel()
     # Two guests run at once; leave the host a quarter of its memory.
     sizes = [int(s) for s in args.sizes.split(',')
-             if 2 * int(s) <= host_mem_mib() * 3 // 4]
-    progress('benchmark: sizes %s MiB, scenarios %s, %s (%s)' %
-             (sizes, ','.join(scenarios), accel, why))
+             if s and 2 * int(s) <= host_mem_mib() * 3 // 4]
+    # Sparse: they touch little more than the 4 GiB guest.
+    big_sizes = ([int(s) for s in args.big_sizes.split(',')]
+                 if args.big_sizes and BIG_SCENARIO in scenarios else [])
+    progress('benchmark: sizes %s MiB, big %s MiB, scenarios %s, links %s, '
+             '%s (%s)' % (sizes, big_sizes, ','.join(scenarios),
+                          ', '.join(map(link_name, links)), accel, why))
 
     # Only the main scenarios' tables have a limit.
     need_limit = any(sc not in guestrun.BALLOONED for sc in scenarios)
     runs, baselines_all = [], {}
     for mem in sizes:
-        setup = guestrun.Setup(accel, mem, args.bandwidth)
-
-        def label(sc, mode, mem=mem):
-            return '%d MiB / %s / %s' % (mem, sc, mode)
-
         baselines = {}
         if need_limit:
-            baselines = guestrun.idle_baselines(setup, {'stock', 'fph'},
-                                                args.reps)
+            # Bytes: the same at any link, so measured once.
+            baselines = guestrun.idle_baselines(
+                guestrun.Setup(accel, mem, links[0]), {'stock', 'fph'},
+                args.reps)
             baselines_all[str(mem)] = baselines
-        plan = demo.plan_runs(scenarios, modes, label)
-        # The ballooned section's references are runs of its own, so that
-        # it stands alone when it runs alone.
-        plan += [(label('unballooned', m), 'unballooned', m)
-                 for m in dict.fromkeys(
-                     guestrun.unballooned_mode(mode) for _, sc, mode in plan
-                     if sc in guestrun.BALLOONED)]
-        plan = [(l + ' / %d' % (rep + 1), sc, mode) for l, sc, mode in plan
-                for rep in range(args.reps)]
-        size_runs = list(guestrun.run_loop(setup, plan, baselines or None))
-        runs += size_runs
-        main_runs = [r for r in size_runs if r.scenario not in
-                     guestrun.BALLOONED + ('unballooned',)]
-        try:
-            if main_runs:
-                report.write_chart(report.median_rows(main_runs),
-                                   os.path.join(DOCS, 'benchmark-%d.png' %
-                                                mem),
-                                   'MB sent (median of %d), %d MiB guest, '
-                                   '%s, max-bandwidth %d MiB/s' %
-                                   (args.reps, mem, accel, args.bandwidth))
-        except ImportError:
-            pass
+        for bw in links:
+            setup = guestrun.Setup(accel, mem, bw)
+
+            def label(sc, mode, mem=mem, bw=bw):
+                return '%d MiB / %s / %s / %s' % (mem, link_short(bw), sc,
+                                                  mode)
+
+            plan = demo.plan_runs(scenarios, modes, label)
+            # The ballooned section's references are runs of its own, so
+            # that it stands alone when it runs alone.
+            plan += [(label('unballooned', m), 'unballooned', m)
+                     for m in dict.fromkeys(
+                         guestrun.unballooned_mode(mode)
+                         for _, sc, mode in plan
+                         if sc in guestrun.BALLOONED)]
+            plan = [(l + ' / %d' % (rep + 1), sc, mode)
+                    for l, sc, mode in plan for rep in range(args.reps)]
+            runs += list(guestrun.run_loop(setup, plan, baselines or None))
+    for mem in big_sizes:
+        for bw in links:
+            setup = guestrun.Setup(accel, mem, bw, hold_mib=BIG_HOLD_MIB,
+                                   sparse_ram=True)
+            plan = [('%d MiB / %s / %s / %s / %d' % (
+                        mem, link_short(bw), BIG_SCENARIO, mode, rep + 1),
+                     BIG_SCENARIO, mode)
+                    for mode in args.big_modes.split(',')
+                    for rep in range(args.reps)]
+            runs += list(guestrun.run_loop(setup, plan))
 
     old_runs, old_meta = load_runs(json_path)
     all_runs = merge_runs(old_runs, runs)
+    try:
+        write_charts(all_runs, args.reps, accel)
+    except ImportError:
+        pass
     today = time.strftime('%Y-%m-%d')
-    meta = {'accel': accel, 'bandwidth_mib': args.bandwidth,
-            'repetitions': args.reps,
+    meta = {'accel': accel, 'repetitions': args.reps,
             'baselines_mb': dict(old_meta.get('baselines_mb', {}),
                                  **baselines_all),
             'run_dates': dict(old_meta.get('run_dates', {}),

@@ -147,9 +147,14 @@ class Setup:
     """What every run of a harness shares."""
     accel: str                  # kvm or tcg
     mem_mib: int                # guest RAM
-    bandwidth_mib: int = 10240  # max-bandwidth, MiB/s
+    bandwidth_mib: float = 10240    # max-bandwidth, MiB/s
     qemu: str = QEMU_BIN
     timeout: int = 900          # seconds a migration may take
+    # Live data the guest holds; None: a sixteenth of its RAM
+    hold_mib: Optional[int] = None
+    # Guest RAM on memory-backend-ram with reserve=off: a guest bigger than
+    # the host's overcommit heuristic allows, mostly never touched
+    sparse_ram: bool = False
 
 
 @dataclass
@@ -161,7 +166,7 @@ class RunResult:
     scenario: str
     accel: str
     guest_mib: int
-    bandwidth_mib: int
+    bandwidth_mib: float
     total_ms: Optional[int] = None
     downtime_ms: Optional[int] = None
     mb_sent: float = 0
@@ -178,6 +183,10 @@ class RunResult:
     balloon_skipped_pages: Optional[int] = None
     # query-migrate's unbacked-skipped-pages: the host showed them empty
     unbacked_skipped_pages: Optional[int] = None
+    # The source QEMU's resident memory before migrating, and its peak
+    # while migrating, MiB
+    src_rss_mib: Optional[int] = None
+    src_peak_rss_mib: Optional[int] = None
     live_mib: int = 0
     pages_checked: Optional[int] = None
     pages_wrong: Optional[int] = None
@@ -333,6 +342,10 @@ class GuestVM:
                 '-accel', setup.accel]
         if setup.accel == 'tcg':
             args += ['-cpu', 'max']
+        if setup.sparse_ram:
+            args += ['-object', 'memory-backend-ram,id=ram0,size=%dM,'
+                     'reserve=off' % setup.mem_mib,
+                     '-machine', 'memory-backend=ram0']
         args += ['-M', mode.machine, '-m', '%dM' % setup.mem_mib, '-smp', str(smp),
                  '-kernel', kernel, '-initrd', initrd,
                  '-append', 'console=ttyS0 quiet panic=-1 ' + mode.cmdline,
@@ -410,13 +423,13 @@ def pick_accel(kind='stock', qemu=QEMU_BIN):
     return 'kvm', 'KVM boots the guest'
 
 
-def scenario_commands(scenario, mem_mib):
+def scenario_commands(scenario, mem_mib, hold_mib=None):
     """Guest shell commands that prepare a scenario (before migrating), and
     the ones to run while migrating; the MiB of live data the guest keeps
-    (the checked holder, plus what a scenario holds).  'idle' and
-    'unballooned' (the ballooned scenario's reference, run apart from the
-    idle scenario's figures) only hold."""
-    hold = max(16, mem_mib // 16)
+    (the checked holder, @hold_mib or a sixteenth of RAM, plus what a
+    scenario holds).  'idle' and 'unballooned' (the ballooned scenario's
+    reference, run apart from the idle scenario's figures) only hold."""
+    hold = hold_mib or max(16, mem_mib // 16)
     live = hold
     prep = ['fph-guest hold %d' % hold]
     during = []
@@ -490,7 +503,8 @@ def start_migration(src, dst, setup, mode, params=None):
     """Migrate @src to @dst (started with incoming=True) over TCP; returns
     when the migration has started, with its start time."""
     port = free_port()
-    p = {'max-bandwidth': setup.bandwidth_mib << 20, 'downtime-limit': 300}
+    p = {'max-bandwidth': int(setup.bandwidth_mib * (1 << 20)),
+         'downtime-limit': 300}
     p.update(mode.params)
     p.update(params or {})
     # Stock QEMU (mixed versions, soak comparisons) has no qemu-fph
@@ -589,10 +603,42 @@ class ThreadCpu:
 MIGRATION_THREAD = 'live_migration'
 
 
-def migrate(src, dst, setup, mode, during=(), params=None):
+def status_mib(pid, field):
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM), in MiB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) // 1024
+    return None
+
+
+class PeakRss:
+    """The resident memory of process @pid now, and its peak from now
+    until peak(): writing 5 to clear_refs sets the peak (VmHWM) to the
+    current RSS, so the boot's peak does not count."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.before = status_mib(pid, 'VmRSS')
+        try:
+            with open('/proc/%d/clear_refs' % pid, 'w') as f:
+                f.write('5')
+            self.reset = True
+        except OSError:
+            self.reset = False
+
+    def peak(self):
+        return status_mib(self.pid, 'VmHWM') if self.reset else None
+
+
+def migrate(src, dst, setup, mode, during=(), params=None, rss=None):
     """One migration to the end; (query-migrate, seconds, the migration
-    thread's CPU ms).  RunError when it does not complete."""
-    cpu = ThreadCpu(src.vm.get_pid(), MIGRATION_THREAD)
+    thread's CPU ms).  RunError when it does not complete.  @rss: a
+    RunResult that gets the source's resident memory before and its peak
+    while migrating."""
+    pid = src.vm.get_pid()
+    cpu = ThreadCpu(pid, MIGRATION_THREAD)
+    mem = PeakRss(pid)
     try:
         start = start_migration(src, dst, setup, mode, params)
         for c in during:
@@ -600,6 +646,8 @@ def migrate(src, dst, setup, mode, during=(), params=None):
         info = wait_migration(src, start, setup.timeout)
     finally:
         cpu_ms = cpu.stop()
+    if rss is not None:
+        rss.src_rss_mib, rss.src_peak_rss_mib = mem.before, mem.peak()
     return info, time.monotonic() - start, cpu_ms
 
 
@@ -668,7 +716,8 @@ def check_destination(dst, r, src_log='', before=()):
 
 def migrate_run(setup, mode, scenario, rundir):
     """One migration, its machines' sockets and logs in @rundir."""
-    hold, live, prep, during = scenario_commands(scenario, setup.mem_mib)
+    hold, live, prep, during = scenario_commands(scenario, setup.mem_mib,
+                                                 setup.hold_mib)
     src = boot('source', mode, setup, rundir)
     dst = None
     try:
@@ -678,7 +727,8 @@ def migrate_run(setup, mode, scenario, rundir):
         target = balloon_target_mib(scenario, setup.mem_mib)
         if target:
             r.balloon_mib = balloon_down(src, target)
-        info, elapsed, cpu_ms = migrate(src, dst, setup, mode, during)
+        info, elapsed, cpu_ms = migrate(src, dst, setup, mode, during,
+                                        rss=r)
         record_migration(r, info, elapsed, cpu_ms)
         return check_destination(dst, r, src.console.text)
     finally:

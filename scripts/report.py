@@ -118,10 +118,12 @@ def write_json(rows, path, meta):
 
 
 def median_rows(rows):
-    """Group runs by (size, scenario, mode); medians of the numbers."""
+    """Group runs by (size, link, scenario, mode); medians of the
+    numbers."""
     groups = {}
     for r in rows:
-        groups.setdefault((r.guest_mib, r.scenario, r.mode), []).append(r)
+        groups.setdefault((r.guest_mib, r.bandwidth_mib, r.scenario, r.mode),
+                          []).append(r)
     out = []
     for runs in groups.values():
         med = {}
@@ -129,7 +131,7 @@ def median_rows(rows):
                   'free_pages_skipped', 'hint_latency_us', 'hint_turn_us',
                   'migration_cpu_ms', 'pages_scanned',
                   'balloon_skipped_pages', 'unbacked_skipped_pages',
-                  'balloon_mib'):
+                  'balloon_mib', 'src_rss_mib', 'src_peak_rss_mib'):
             vals = [getattr(r, k) for r in runs
                     if getattr(r, k) is not None]
             m = statistics.median(vals) if vals else None
