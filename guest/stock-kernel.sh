@@ -10,13 +10,14 @@
 #   OUT_DIR/stock/vmlinuz            the kernel
 #   OUT_DIR/stock/version            its release string (uname -r)
 #   OUT_DIR/stock/config             its build configuration
-#   OUT_DIR/stock/modules/*.ko       virtio-pci, virtio-balloon and their
-#                                    dependencies, uncompressed
+#   OUT_DIR/stock/modules/*.ko       virtio-pci, virtio-balloon, virtio-blk
+#                                    and their dependencies, uncompressed
 #   OUT_DIR/stock/modules/load-order those modules in insmod order
 #
 # Running it again reuses the download and the unpacked tree.  Set
 # FPH_STOCK_MODULES to a space-separated list of module names to load more
-# than the default "virtio_pci virtio_balloon".
+# than the default "virtio_pci virtio_balloon virtio_blk" (virtio-blk: the
+# pagecache scenario's disk).
 
 set -eu
 
@@ -27,7 +28,7 @@ die() {
 
 [ $# -eq 1 ] || die "usage: stock-kernel.sh OUT_DIR"
 out=$1/stock
-wanted=${FPH_STOCK_MODULES:-virtio_pci virtio_balloon}
+wanted=${FPH_STOCK_MODULES:-virtio_pci virtio_balloon virtio_blk}
 
 for tool in apt-cache apt-get dpkg-deb awk; do
     command -v "$tool" > /dev/null 2>&1 || die "$tool not found"
@@ -96,7 +97,7 @@ echo "stock-kernel: kernel $release ($(basename "$deb"))"
 
 # Say how the virtio pieces are built: a module we must load, or built in.
 for opt in VIRTIO VIRTIO_RING VIRTIO_PCI VIRTIO_PCI_LIB \
-           VIRTIO_PCI_LIB_LEGACY VIRTIO_PCI_LEGACY VIRTIO_BALLOON; do
+           VIRTIO_PCI_LIB_LEGACY VIRTIO_PCI_LEGACY VIRTIO_BALLOON VIRTIO_BLK; do
     val=$(sed -n "s/^CONFIG_$opt=\(.*\)$/\1/p" "$config")
     case $val in
     y) how="built in" ;;

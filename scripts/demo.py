@@ -18,14 +18,17 @@ import guestrun                                   # noqa: E402
 import report                                     # noqa: E402
 from guestrun import progress                     # noqa: E402
 
-SCENARIOS = ['idle', 'freed', 'fragmented', 'churn', 'ballooned']
+SCENARIOS = ['idle', 'freed', 'fragmented', 'churn', 'pagecache', 'ballooned']
 MODES = ['off', 'unbacked', 'stock', 'stock-noinit', 'bitmap']
 
 
 def scenario_modes(scenario, modes):
-    """The modes a scenario runs in: the ballooned scenario has its own."""
+    """The modes a scenario runs in: the ballooned and pagecache scenarios
+    have their own."""
     if scenario in guestrun.BALLOONED:
         return guestrun.BALLOONED_MODES
+    if scenario in guestrun.PAGECACHE:
+        return guestrun.PAGECACHE_MODES
     return modes
 
 

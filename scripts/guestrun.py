@@ -9,6 +9,7 @@ Guest kinds (built by guest/*.sh into build/guest):
 """
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -98,6 +99,12 @@ MODES = {m.name: m for m in [
 BALLOONED_MODES = ['off', 'fph-off', 'stock', 'bitmap', 'off-nobpb']
 # Scenarios with the balloon taken down to a quarter of guest RAM.
 BALLOONED = ('ballooned',)
+
+# Scenarios whose guest reads a disk into its page cache, and their modes:
+# hints off (every page read, or the unbacked skipped), stock hinting, and
+# free page bitmaps with the cache kept and with it dropped.
+PAGECACHE = ('pagecache',)
+PAGECACHE_MODES = ['off', 'unbacked', 'stock', 'bitmap', 'bitmap-dropcache']
 
 
 def unballooned_mode(name):
@@ -207,9 +214,11 @@ class RunResult:
                 'note', 'balloon_mib')
 
     def ok(self):
-        """Every page checked right, the guest lives, its log is clean."""
+        """Every page checked right, the guest lives, its log is clean,
+        nothing else went wrong (e.g. the destination's disk read)."""
         return bool(self.guest_alive and self.pages_wrong == 0 and
-                    self.pages_checked and not self.kernel_complaints)
+                    self.pages_checked and not self.kernel_complaints and
+                    not self.error)
 
     def check(self):
         """The data check, in words."""
@@ -336,7 +345,7 @@ class GuestVM:
     its sockets and log in the run's own folder."""
 
     def __init__(self, name, mode, setup, rundir, incoming=False, smp=2,
-                 qemu=None):
+                 qemu=None, disk=None):
         kernel, initrd = guest_files(mode.kind)
         args = ['-nodefaults', '-name', name + ',debug-threads=on',
                 '-accel', setup.accel]
@@ -353,6 +362,12 @@ class GuestVM:
                                                    'id=balloon',
                                                    mode.device]))]
         args += list(mode.extra)
+        if disk:
+            # Read-only, so that source and destination share the image
+            # (shared read locks) with nothing to flush between them.
+            args += ['-drive', 'file=%s,format=raw,if=none,id=disk,'
+                     'readonly=on' % disk,
+                     '-device', 'virtio-blk-pci,drive=disk']
         if incoming:
             args += ['-incoming', 'defer']
         self.name = name
@@ -387,8 +402,8 @@ class GuestVM:
             pass
 
 
-def boot(name, mode, setup, rundir, timeout=120, qemu=None):
-    g = GuestVM(name, mode, setup, rundir, qemu=qemu)
+def boot(name, mode, setup, rundir, timeout=120, qemu=None, disk=None):
+    g = GuestVM(name, mode, setup, rundir, qemu=qemu, disk=disk)
     if not g.console.wait_for(r'FPH-GUEST-READY', timeout):
         text = g.console.text[-1500:]
         g.close()
@@ -449,7 +464,54 @@ def scenario_commands(scenario, mem_mib, hold_mib=None):
         prep.append('fph-guest churn %d 600' % churn)
         during.append('fph-guest rewrite')
         live += churn // 8              # one chunk of the churner at a time
+    elif scenario in PAGECACHE:
+        # The whole disk (disk_mib(), the guest's only virtio-blk one) into
+        # the page cache, then idle.  The kernel drops a block device's
+        # cache when its last user closes it, so the shell keeps it open,
+        # as a mounted file system would.  The cache is clean and can be
+        # dropped: it is not live data.
+        prep += ['exec 3</dev/vda', 'dd if=/dev/vda of=/dev/null bs=1M']
     return hold, live, prep, during
+
+
+# The disk's image in the run's folder
+DISK_IMAGE = 'disk.img'
+
+
+def disk_mib(scenario, mem_mib):
+    """The size of the disk a scenario's guest reads, if any: a quarter
+    of guest RAM."""
+    return mem_mib // 4 if scenario in PAGECACHE else None
+
+
+def make_disk(rundir, mib):
+    """A raw image of @mib MiB of random data in @rundir (random, so that
+    its cached pages are no zero pages migration would send cheaply);
+    returns its path and MD5."""
+    path = os.path.join(rundir, DISK_IMAGE)
+    md5 = hashlib.md5()
+    with open(path, 'wb') as f:
+        for _ in range(mib):
+            block = os.urandom(1 << 20)
+            md5.update(block)
+            f.write(block)
+    return path, md5.hexdigest()
+
+
+def check_disk(dst, r, md5):
+    """The destination reads the whole disk again, from its page cache
+    (migrated) or from the image (dropped), and must find @md5; a
+    mismatch or a failed read is @r's error."""
+    if not r.guest_alive:
+        return r
+    try:
+        status, out = dst.console.run('md5sum /dev/vda', timeout=300)
+    except TimeoutError as e:
+        status, out = -1, str(e)
+    if status or md5 not in out:
+        r.error = ('disk read on the destination: %s' %
+                   (out or status))[:300]
+    return r
 
 
 def balloon_target_mib(scenario, mem_mib):
@@ -718,10 +780,14 @@ def migrate_run(setup, mode, scenario, rundir):
     """One migration, its machines' sockets and logs in @rundir."""
     hold, live, prep, during = scenario_commands(scenario, setup.mem_mib,
                                                  setup.hold_mib)
-    src = boot('source', mode, setup, rundir)
+    disk = md5 = None
+    if disk_mib(scenario, setup.mem_mib):
+        disk, md5 = make_disk(rundir, disk_mib(scenario, setup.mem_mib))
+    src = boot('source', mode, setup, rundir, disk=disk)
     dst = None
     try:
-        dst = GuestVM('destination', mode, setup, rundir, incoming=True)
+        dst = GuestVM('destination', mode, setup, rundir, incoming=True,
+                      disk=disk)
         run_commands(src, prep)
         r = new_result(setup, mode, scenario, live)
         target = balloon_target_mib(scenario, setup.mem_mib)
@@ -730,7 +796,8 @@ def migrate_run(setup, mode, scenario, rundir):
         info, elapsed, cpu_ms = migrate(src, dst, setup, mode, during,
                                         rss=r)
         record_migration(r, info, elapsed, cpu_ms)
-        return check_destination(dst, r, src.console.text)
+        check_destination(dst, r, src.console.text)
+        return check_disk(dst, r, md5) if disk else r
     finally:
         src.close()
         if dst:
@@ -748,6 +815,9 @@ def try_migrate_run(setup, mode, scenario):
         return r
     except RUN_ERRORS as e:
         progress('   run failed; its QEMU logs are in ' + rundir)
+        # The logs tell why; the disk image would only fill the disk.
+        if os.path.exists(os.path.join(rundir, DISK_IMAGE)):
+            os.unlink(os.path.join(rundir, DISK_IMAGE))
         return RunResult(mode.kind, mode.name, scenario, setup.accel,
                          setup.mem_mib, setup.bandwidth_mib,
                          error=str(e)[:300])

@@ -140,6 +140,7 @@ def median_rows(rows):
             runs[0], **med, repetitions=len(runs),
             pages_wrong=max((r.pages_wrong or 0) for r in runs),
             guest_alive=all(r.guest_alive for r in runs),
+            error=next((r.error for r in runs if r.error), None),
             kernel_complaints=sum((r.kernel_complaints for r in runs), [])))
     return out
 
