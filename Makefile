@@ -24,7 +24,7 @@ help:
 	@echo "make            build $(or $(QEMU),build/qemu/qemu-system-x86_64)"
 	@echo "make check      lint, unit tests, qtests, guest end-to-end; one summary"
 	@echo "make lint       checkpatch.pl on our files and patches"
-	@echo "make fuzz       both fuzzers, FUZZ_SECONDS (600) each"
+	@echo "make fuzz       every fuzzer, FUZZ_SECONDS (600) each"
 	@echo "make check-series  build every prefix of patches/series"
 	@echo "make prove-rearm   fph-kvm-dirty-test against a build without the re-arm (KVM)"
 	@echo "make demo       the main job: migrate real guests, print results"
@@ -56,12 +56,18 @@ FUZZ_HEADERS := $(wildcard tests/fuzz/*.h tests/fuzz/fake-qemu/*.h \
 	migration/*.h)
 FUZZ_PURE := hw/virtio/free-page-bitmap.c migration/guest-ram-map.c
 
-fuzz-build: $(FUZZ_DIR)/fuzz-free-page-bitmap $(FUZZ_DIR)/fuzz-balloon-queue
+fuzz-build: $(FUZZ_DIR)/fuzz-free-page-bitmap $(FUZZ_DIR)/fuzz-balloon-queue \
+	$(FUZZ_DIR)/fuzz-bulk-balloon
 
 $(FUZZ_DIR)/fuzz-free-page-bitmap: tests/fuzz/fuzz-free-page-bitmap.c \
 		$(FUZZ_PURE) $(FUZZ_HEADERS)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC) -o $@ $< $(FUZZ_PURE)
+
+$(FUZZ_DIR)/fuzz-bulk-balloon: tests/fuzz/fuzz-bulk-balloon.c \
+		hw/virtio/bulk-balloon.c $(FUZZ_HEADERS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_INC) -o $@ $< hw/virtio/bulk-balloon.c
 
 # The device's file against the stand-ins of tests/fuzz/fake-qemu
 $(FUZZ_DIR)/fuzz-balloon-queue: tests/fuzz/fuzz-balloon-queue.c \

@@ -21,10 +21,12 @@ BUILD = os.path.join(TOP, 'build', 'fuzz')
 SEEDS = os.path.join(TOP, 'tests', 'fuzz', 'corpus')
 
 # target: the largest input it tries (a chunk of 64 Ki bits; a few
-# hundred queue operations)
+# hundred queue operations; 255 bulk ranges, larger messages are generated
+# from a few numbers)
 TARGETS = {
     'free-page-bitmap': 8192,
     'balloon-queue': 4096,
+    'bulk-balloon': 4096,
 }
 
 DONE = re.compile(r'^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/')

@@ -137,13 +137,22 @@ void bulk_build_range(void *buf, uint32_t i, uint64_t gpa, uint64_t len)
 bool bulk_whole_pages(uint64_t offset, uint64_t len, uint64_t page_size,
                       uint64_t *start, uint64_t *size)
 {
-    uint64_t first = (offset + page_size - 1) & ~(page_size - 1);
-    uint64_t end = (offset + len) & ~(page_size - 1);
+    /* The bytes before the first page boundary at or above @offset */
+    uint64_t head = -offset & (page_size - 1);
+    uint64_t whole;
 
-    if (first < offset || end <= first) {
-        return false;           /* no whole page, or it would wrap */
+    /*
+     * Sizes, not ends: a range may end at exactly 2^64, where its end
+     * would read as 0.  One that ends beyond wraps and has no pages.
+     */
+    if (len <= head || len - 1 > UINT64_MAX - offset) {
+        return false;
     }
-    *start = first;
-    *size = end - first;
+    whole = (len - head) & ~(page_size - 1);
+    if (!whole) {
+        return false;
+    }
+    *start = offset + head;
+    *size = whole;
     return true;
 }

@@ -256,6 +256,26 @@ static void test_whole_pages(void **state)
     assert_int_equal(size, PAGE);
 }
 
+/*
+ * A range that ends at exactly 2^64 has whole pages too (the fuzzer found
+ * them lost: the end read as 0); one that ends beyond has none.
+ */
+static void test_whole_pages_top(void **state)
+{
+    uint64_t start, size;
+    const uint64_t huge = 2 << 20;
+
+    assert_true(bulk_whole_pages(-2 * PAGE, 2 * PAGE, PAGE, &start, &size));
+    assert_int_equal(start, -2 * PAGE);
+    assert_int_equal(size, 2 * PAGE);
+    assert_true(bulk_whole_pages(-huge - PAGE, huge + PAGE, huge,
+                                 &start, &size));
+    assert_int_equal(start, -huge);
+    assert_int_equal(size, huge);
+    assert_false(bulk_whole_pages(-2 * PAGE, 3 * PAGE, PAGE, &start, &size));
+    assert_false(bulk_whole_pages(-PAGE + 1, PAGE - 1, PAGE, &start, &size));
+}
+
 static void test_error_strings(void **state)
 {
     int i;
@@ -284,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_overlap_after_merge),
         cmocka_unit_test(test_max_ranges),
         cmocka_unit_test(test_whole_pages),
+        cmocka_unit_test(test_whole_pages_top),
         cmocka_unit_test(test_error_strings),
     };
 

@@ -177,10 +177,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t i, first = UINT32_MAX, last = 0;
 
     fuzz_ram_map(&in, &map);
-    /* A copy of its own size, so that reading past it is caught */
     len = in.left;
-    copy = malloc(len ? len : 1);
-    memcpy(copy, in.p, len);
+    copy = fuzz_dup(in.p, len);
     buf = copy;
 
     err = fpb_parse_chunk(buf, len, tps, &chunk);

@@ -70,6 +70,18 @@ static inline uint64_t fuzz_u64(FuzzInput *in)
     return ldq_le_p(b);
 }
 
+/*
+ * @len bytes of @p in a block of their own size, so that AddressSanitizer
+ * catches a read past them (the fuzzer's own buffer may be larger)
+ */
+static inline uint8_t *fuzz_dup(const void *p, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+
+    memcpy(copy, p, len);
+    return copy;
+}
+
 #define FUZZ_MAX_RANGES 7
 #define FUZZ_RAM_UNIT   4096ULL
 

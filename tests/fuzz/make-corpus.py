@@ -155,6 +155,70 @@ def queue_cases():
     }
 
 
+# The bulk balloon target: a ram top byte (0: 4 GiB, 9: 2^64 - 4096, 0x80:
+# a le64 follows), a mode byte (log2 of bulk_whole_pages()'s page size,
+# 0x40: a generated message), then the message
+TOP_4G, TOP_ALMOST_ALL = 0, 9
+GENERATED = 0x40
+GIB = 1 << 30
+
+
+def bulk(*ranges, msg_type=1, count=None, length=None):
+    """A bulk message as the driver sends it; length cuts or pads it."""
+    data = struct.pack('<II', msg_type,
+                       len(ranges) if count is None else count)
+    for gpa, size in ranges:
+        data += struct.pack('<QQ', gpa % (1 << 64), size % (1 << 64))
+    if length is not None:
+        data = (data + bytes(max(0, length - len(data))))[:length]
+    return data
+
+
+def bulk_generated(count, base, stride, size, order=0, delta=0,
+                   replace=()):
+    """A message of @count ranges (up to 255), range i at base + i *
+    stride, in the format of gen_message(); @replace: (index, gpa, len) to
+    put instead."""
+    return (struct.pack('<BQQQBb', count, base, stride, size, order, delta) +
+            b''.join(struct.pack('<IQQ', i, gpa, size)
+                     for i, gpa, size in replace))
+
+
+def bulk_cases():
+    top = (1 << 64) - PAGE
+    return {
+        'valid-sorted-and-merged': bulk((2 * GIB, 4 * PAGE),
+                                        (GIB, 1024 * PAGE),
+                                        (16 * PAGE, PAGE),
+                                        (GIB + 1024 * PAGE, 512 * PAGE)),
+        'valid-whole-ram': bulk((0, 4 * GIB)),
+        'valid-one-page': bulk((5 * PAGE, PAGE)),
+        'bad-short': bulk((0, PAGE))[:7],
+        'bad-type-zero': bulk((0, PAGE), msg_type=0),
+        'bad-type-two': bulk((0, PAGE), msg_type=2),
+        'bad-count-zero': bulk(),
+        'bad-count-too-many': bulk((0, PAGE), count=(1 << 16) + 1),
+        'bad-length-short': bulk((0, PAGE), (GIB, PAGE))[:-1],
+        'bad-length-long': bulk((0, PAGE)) + b'\0',
+        'bad-length-header-only': bulk((0, PAGE))[:8],
+        'bad-empty': bulk((GIB, PAGE), (2 * GIB, 0)),
+        'bad-unaligned-gpa': bulk((GIB, PAGE), (2 * GIB + 512, PAGE)),
+        'bad-unaligned-len': bulk((GIB, PAGE), (2 * GIB, PAGE + 1)),
+        'bad-overflow': bulk((GIB, PAGE), (-PAGE, 2 * PAGE)),
+        'bad-overflow-end-2-64': bulk((GIB, PAGE), (-2 * PAGE, 2 * PAGE)),
+        'bad-out-of-range': bulk((GIB, PAGE), (4 * GIB - PAGE, 2 * PAGE)),
+        'bad-overlap-same': bulk((GIB, PAGE), (GIB, PAGE)),
+        'bad-overlap-inside': bulk((GIB, 8 * PAGE), (GIB + PAGE, PAGE)),
+        'bad-overlap-after-merge': bulk((0, 4 * PAGE), (4 * PAGE, 4 * PAGE),
+                                        (7 * PAGE, 4 * PAGE)),
+        # The first bad range of the message wins, whatever its class
+        'bad-first-range-wins': bulk((4 * GIB, PAGE), (GIB, 0)),
+        'bad-out-of-range-before-overlap': bulk((GIB, PAGE), (GIB, PAGE),
+                                                (8 * GIB, PAGE)),
+        'whole-pages-top': bulk((top - 2 * PAGE, 2 * PAGE)),
+    }
+
+
 def write(target, cases):
     folder = os.path.join(CORPUS, target)
     os.makedirs(folder, exist_ok=True)
@@ -190,6 +254,35 @@ def main():
     cases['features-page-poison'] = bytes([0x1f]) + Q35 + slot() + bytes(
         [OP_ROUND])
     write('balloon-queue', cases)
+
+    cases = {}
+    for name, data in bulk_cases().items():
+        cases[name] = bytes([TOP_4G, 12]) + data
+    # 2 MiB pages for bulk_whole_pages(), ranges with partial ends
+    cases['whole-pages-2m'] = bytes([TOP_4G, 21]) + bulk(
+        (PAGE, 3 * (2 << 20)), (GIB + (2 << 20) + PAGE, (2 << 20) - 2 * PAGE))
+    # RAM up to the last page below 2^64, and a range ending there
+    cases['valid-top-of-address-space'] = bytes([TOP_ALMOST_ALL, 12]) + bulk(
+        ((1 << 64) - 3 * PAGE, 2 * PAGE))
+    # Any ram top: 4 GiB + 1 byte
+    cases['valid-unaligned-top'] = bytes([0x80, 12]) + struct.pack(
+        '<Q', 4 * GIB + 1) + bulk((4 * GIB - PAGE, PAGE))
+    # Generated messages of 255 ranges: apart and backwards; touching,
+    # odd ones first (one range when merged); one bad range deep inside;
+    # one overlap deep inside; one byte short
+    gen = bytes([TOP_4G, 12 | GENERATED])
+    cases['gen-apart-backwards'] = gen + bulk_generated(255, 0, 2 * PAGE,
+                                                        PAGE, order=1)
+    cases['gen-touching'] = gen + bulk_generated(255, GIB, PAGE, PAGE,
+                                                 order=2)
+    cases['gen-bad-deep'] = gen + bulk_generated(
+        255, 0, 2 * PAGE, PAGE, replace=((200, 512, PAGE),))
+    cases['gen-overlap-deep'] = gen + bulk_generated(
+        255, 0, 2 * PAGE, PAGE, order=2,
+        replace=((250, 100 * 2 * PAGE, PAGE),))
+    cases['gen-length-short'] = gen + bulk_generated(255, 0, 2 * PAGE,
+                                                     PAGE, delta=-1)
+    write('bulk-balloon', cases)
 
 
 if __name__ == '__main__':

@@ -90,7 +90,8 @@ void bulk_build_range(void *buf, uint32_t i, uint64_t gpa, uint64_t len);
 
 /*
  * The part of [@offset, @offset + @len) made of whole pages of
- * @page_size (a power of two, pages starting at 0): false if none.
+ * @page_size (a power of two, pages starting at 0): false if none, or if
+ * the range ends beyond 2^64 (it may end at exactly 2^64).
  */
 bool bulk_whole_pages(uint64_t offset, uint64_t len, uint64_t page_size,
                       uint64_t *start, uint64_t *size);
