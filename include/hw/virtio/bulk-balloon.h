@@ -75,7 +75,9 @@ BulkError bulk_parse_header(const void *buf, size_t len, BulkHeader *hdr);
  * (room for hdr->nr_ranges) with them sorted by address, adjacent ones
  * merged; *@nr is how many are left.  @ram_top is the end of the highest
  * guest RAM.  On error, *@bad is the range at fault (for an overlap, the
- * one that starts inside the other).
+ * one that starts inside the other) and *@nr is left alone.  Ranges are
+ * checked one by one in message order, so the first bad range decides the
+ * error; overlaps are looked for only once every range passed.
  */
 BulkError bulk_parse_ranges(const void *buf, const BulkHeader *hdr,
                             uint64_t ram_top, BulkRange *ranges,
