@@ -26,14 +26,30 @@ from guestrun import progress                     # noqa: E402
 DOCS = os.path.join(guestrun.TOP, 'docs')
 
 
-def inflate_section():
-    """The section scripts/inflate-speed.py wrote, which this keeps."""
+def kept_section(title, end):
+    """A section of docs/benchmark.md that this does not write, from its
+    @title to its @end marker (or to the end), which this keeps."""
     try:
         text = open(os.path.join(DOCS, 'benchmark.md')).read()
     except OSError:
         return ''
-    start = text.find('## Inflate speed')
-    return text[start:] if start >= 0 else ''
+    start = text.find(title)
+    if start < 0:
+        return ''
+    stop = text.find(end, start)
+    return text[start:] if stop < 0 else text[start:stop + len(end)] + '\n'
+
+
+def inflate_section():
+    """The section scripts/inflate-speed.py wrote."""
+    return kept_section('## Inflate speed', '<!-- end of inflate speed -->')
+
+
+def time_section():
+    """The section "Where the time goes", written by hand from
+    scripts/profile-migration.py's runs, not this script's."""
+    return kept_section('## Where the time goes',
+                        '<!-- end of where the time goes -->')
 
 
 def host_mem_mib():
@@ -107,6 +123,7 @@ def write_markdown(path, runs, meta):
     medians = report.median_rows(runs)
     sizes = sorted({r.guest_mib for r in runs})
     kept = inflate_section()
+    profile = time_section()
     with open(path, 'w') as f:
         f.write('# Benchmark results\n\nWritten by `make bench` '
                 '(scripts/bench.py) from its own runs: %s, tcp loopback, '
@@ -148,6 +165,8 @@ def write_markdown(path, runs, meta):
                     'longest zone lock us |\n|---|---|---|---|---|---|\n')
             for c in cost:
                 f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
+        if profile:
+            f.write('\n' + profile)
         if kept:
             f.write('\n' + kept)
 
