@@ -52,25 +52,30 @@ def link_tag(bandwidth_mib):
     return '-10gbe' if abs(bandwidth_mib - TEN_GBE_MIB) < 1 else ''
 
 
-# Sections of docs/benchmark.md that are written elsewhere and kept as
-# they are: by scripts/inflate-speed.py, and by hand.
-KEPT_SECTIONS = ('## Where the time goes', '## Inflate speed')
-
-
-def kept_sections():
-    """The kept sections of the current docs/benchmark.md, in order."""
+def kept_section(title, end):
+    """A section of docs/benchmark.md that this does not write, from its
+    @title to its @end marker (or to the end), which this keeps."""
     try:
         text = open(os.path.join(DOCS, 'benchmark.md')).read()
     except OSError:
         return ''
-    out = []
-    for head in KEPT_SECTIONS:
-        start = text.find('\n' + head + '\n')
-        if start < 0:
-            continue
-        end = text.find('\n## ', start + 1)
-        out.append(text[start + 1:end + 1 if end >= 0 else len(text)])
-    return '\n'.join(s.rstrip('\n') + '\n' for s in out)
+    start = text.find(title)
+    if start < 0:
+        return ''
+    stop = text.find(end, start)
+    return text[start:] if stop < 0 else text[start:stop + len(end)] + '\n'
+
+
+def inflate_section():
+    """The section scripts/inflate-speed.py wrote."""
+    return kept_section('## Inflate speed', '<!-- end of inflate speed -->')
+
+
+def time_section():
+    """The section "Where the time goes", written by hand from
+    scripts/profile-migration.py's runs, not this script's."""
+    return kept_section('## Where the time goes',
+                        '<!-- end of where the time goes -->')
 
 
 def host_mem_mib():
@@ -250,7 +255,8 @@ def write_markdown(path, runs, meta):
     medians = report.median_rows(runs)
     links = sorted({r.bandwidth_mib for r in runs}, reverse=True)
     sizes = sorted({r.guest_mib for r in runs if not is_big(r)})
-    kept = kept_sections()
+    kept = inflate_section()
+    profile = time_section()
     with open(path, 'w') as f:
         f.write('# Benchmark results\n\nWritten by `make bench` '
                 '(scripts/bench.py) from its own runs: %s, tcp loopback at '
@@ -313,6 +319,8 @@ def write_markdown(path, runs, meta):
                     'longest zone lock us |\n|---|---|---|---|---|---|\n')
             for c in cost:
                 f.write('| %d | %s | %d | %d | %d | %d |\n' % c)
+        if profile:
+            f.write('\n' + profile)
         if kept:
             f.write('\n' + kept)
 

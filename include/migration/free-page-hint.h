@@ -160,5 +160,12 @@ bool free_page_hint_query_ballooned(uint64_t *skipped_pages);
  * milliseconds for every source asked in the current round to answer.
  */
 void free_page_hint_first_pass(void);
+/*
+ * For migration's convergence check: the RAM still to send, @remaining
+ * bytes, as it should count against @max_size (what fits in the downtime
+ * limit): no less than @max_size while a first pass that skipped pages
+ * has pages left, so that the guest is not stopped in its middle.
+ */
+uint64_t free_page_hint_pending(uint64_t remaining, uint64_t max_size);
 
 #endif
