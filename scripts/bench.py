@@ -39,8 +39,8 @@ BIG_SCENARIO = 'idle'
 
 def link_name(bandwidth_mib):
     if abs(bandwidth_mib - TEN_GBE_MIB) < 1:
-        return '10 GbE (max-bandwidth 1250 MB/s)'
-    return 'loopback (max-bandwidth %g MiB/s)' % bandwidth_mib
+        return 'max-bandwidth 1250 MB/s (a 10 GbE link)'
+    return 'max-bandwidth %g MiB/s' % bandwidth_mib
 
 
 def link_short(bandwidth_mib):
@@ -248,6 +248,20 @@ def is_big(r):
     return r.guest_mib > 8192
 
 
+def repetitions(runs):
+    """How many runs each row's median is of, per guest size, in words."""
+    count = {}
+    for r in runs:
+        key = (r.guest_mib, r.bandwidth_mib, r.scenario, r.mode)
+        count[key] = count.get(key, 0) + 1
+    per_size = {}
+    for (mem, _, _, _), n in count.items():
+        per_size.setdefault(mem, set()).add(n)
+    return ', '.join('%s at %d MiB' % (
+        '-'.join(map(str, sorted({min(n), max(n)}))), mem)
+        for mem, n in sorted(per_size.items()))
+
+
 def write_markdown(path, runs, meta):
     """docs/benchmark.md from all the runs: the main scenarios' tables per
     link and size, time against bytes, the big guests, the ballooned
@@ -259,14 +273,14 @@ def write_markdown(path, runs, meta):
     profile = time_section()
     with open(path, 'w') as f:
         f.write('# Benchmark results\n\nWritten by `make bench` '
-                '(scripts/bench.py) from its own runs: %s, tcp loopback at '
-                '%s, medians of %d.  MB sent is the primary '
+                '(scripts/bench.py) from its own runs: %s, tcp loopback, '
+                '%s; each row the median of runs: %s.  MB sent is the primary '
                 'figure; "limit" is what the same guest kernel sends idle '
                 'after boot with hints off, plus the live data; "cpu ms" the '
                 'CPU time of the source\'s migration thread (\'-\' in runs '
                 'from before it was measured).\n\n' %
                 (meta['accel'], ' and '.join(link_name(b) for b in links),
-                 meta['repetitions']))
+                 repetitions(runs)))
         # BENCH_SCENARIOS runs some scenarios again, so the sections may
         # come from different days.
         dates = meta.get('run_dates', {})
