@@ -93,6 +93,12 @@ def main():
     parser.add_argument('--scenario', default='fragmented')
     parser.add_argument('--mode', default='bitmap')
     parser.add_argument('--mem', type=int, default=1024)
+    parser.add_argument('--hold', type=int, default=None,
+                        help='MiB of live data (default: a sixteenth of '
+                        'RAM)')
+    parser.add_argument('--sparse', action='store_true',
+                        help='guest RAM on memory-backend-ram,reserve=off, '
+                        'as the benchmark runs its big guests')
     parser.add_argument('--bandwidth', type=int, default=10240)
     parser.add_argument('--param', action='append', default=[],
                         help='NAME=VALUE, a migration parameter (int, or '
@@ -116,7 +122,8 @@ def main():
         params[k] = {'true': True, 'false': False}.get(
             v, int(v) if v.lstrip('-').isdigit() else v)
 
-    setup = guestrun.Setup('tcg', args.mem, args.bandwidth, qemu=args.qemu)
+    setup = guestrun.Setup('tcg', args.mem, args.bandwidth, qemu=args.qemu,
+                           hold_mib=args.hold, sparse_ram=args.sparse)
     mode = guestrun.MODES[args.mode]
     rundir = args.keep or tempfile.mkdtemp(prefix='fph-prof-')
     os.makedirs(rundir, exist_ok=True)
@@ -138,7 +145,8 @@ def main():
         '-msg', 'timestamp=on', '-trace', 'events=' + events, '-D', log))
 
     hold, live, prep, during = guestrun.scenario_commands(args.scenario,
-                                                          args.mem)
+                                                          args.mem,
+                                                          args.hold)
     src = guestrun.boot('source', traced, setup, rundir)
     dst = None
     perf = None

@@ -135,7 +135,11 @@ def median_rows(rows):
             vals = [getattr(r, k) for r in runs
                     if getattr(r, k) is not None]
             m = statistics.median(vals) if vals else None
-            med[k] = int(m) if m is not None and m == int(m) else m
+            # An even count's median is a mean: as precise as the figures
+            if m is not None:
+                m = (int(round(m)) if all(isinstance(v, int) for v in vals)
+                     else round(m, 1))
+            med[k] = m
         out.append(dataclasses.replace(
             runs[0], **med, repetitions=len(runs),
             pages_wrong=max((r.pages_wrong or 0) for r in runs),
