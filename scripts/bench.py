@@ -211,7 +211,14 @@ our driver) a 64 GiB guest within 1.2x the bytes and 1.5x the time of the
 4 GiB one.  A bigger guest's kernel holds more live data of its own, though:
 its page array (`struct page`, 64 bytes for each 4 KiB page, 1/64 of RAM:
 1 GiB at 64 GiB) is written at boot and must be sent.  "x 4 GiB" gives the
-bytes ratio as sent and less that growth, then the time ratio.
+bytes ratio as sent and less that growth, then the time ratio.  Times here
+follow what the destination fills more than what the source reads: each
+first touch of a fresh 2 MiB of guest RAM on the destination costs a huge
+page fault, which on this host (itself a VM) varies several fold between
+runs ("Where the time goes"); bytes are the stable figure.  The `stock`
+rows' peak is the guest's doing: Debian's kernel allocates the free pages
+it hints, and with `init_on_alloc` (its default) zeroes each one, which
+makes the host back them while the guest hints.
 """ % BIG_HOLD_MIB
 
 
@@ -339,10 +346,14 @@ def write_markdown(path, runs, meta):
             f.write('\n' + kept)
 
 
-def write_charts(runs, reps, accel):
+def write_charts(runs, accel):
     """One chart per size and link of the main scenarios, one of the big
     guests."""
     medians = report.median_rows(runs)
+
+    def reps(rows):
+        n = sorted({m.repetitions for m in rows})
+        return '-'.join(map(str, {n[0], n[-1]}))
     for mem, bw in {(r.guest_mib, r.bandwidth_mib) for r in runs
                     if not is_big(r)}:
         main = [m for m in medians if m.guest_mib == mem and
@@ -351,8 +362,8 @@ def write_charts(runs, reps, accel):
         if main:
             report.write_chart(main, os.path.join(
                 DOCS, 'benchmark-%d%s.png' % (mem, link_tag(bw))),
-                'MB sent (median of %d), %d MiB guest, %s, %s' %
-                (reps, mem, accel, link_name(bw)))
+                'MB sent (median of %s), %d MiB guest, %s, %s' %
+                (reps(main), mem, accel, link_name(bw)))
     big = [dataclasses.replace(m, scenario='%d GiB' % (m.guest_mib // 1024))
            for m in medians if m.scenario == BIG_SCENARIO and
            m.bandwidth_mib == LOOPBACK_MIB and
@@ -360,8 +371,8 @@ def write_charts(runs, reps, accel):
     if any(is_big(m) for m in big):
         report.write_chart(sorted(big, key=lambda m: m.guest_mib),
                            os.path.join(DOCS, 'benchmark-big.png'),
-                           'MB sent (median of %d), idle guests holding %d '
-                           'MiB, %s, %s' % (reps, BIG_HOLD_MIB, accel,
+                           'MB sent (median of %s), idle guests holding %d '
+                           'MiB, %s, %s' % (reps(big), BIG_HOLD_MIB, accel,
                                             link_name(LOOPBACK_MIB)))
 
 
@@ -384,8 +395,8 @@ def main():
                         help='max-bandwidth of each link, MiB/s (default: '
                         'loopback at 10 GiB/s and 1250 MB/s)')
     parser.add_argument('--markdown-only', action='store_true',
-                        help='run nothing: write docs/benchmark.md again '
-                        'from docs/benchmark.json')
+                        help='run nothing: write docs/benchmark.md and its '
+                        'charts again from docs/benchmark.json')
     args = parser.parse_args()
 
     json_path = os.path.join(DOCS, 'benchmark.json')
@@ -393,6 +404,10 @@ def main():
     if args.markdown_only:
         runs, meta = load_runs(json_path)
         write_markdown(md, runs, meta)
+        try:
+            write_charts(runs, meta['accel'])
+        except ImportError:
+            pass
         return 0
 
     scenarios = args.scenarios.split(',')
@@ -453,7 +468,7 @@ def main():
     old_runs, old_meta = load_runs(json_path)
     all_runs = merge_runs(old_runs, runs)
     try:
-        write_charts(all_runs, args.reps, accel)
+        write_charts(all_runs, accel)
     except ImportError:
         pass
     today = time.strftime('%Y-%m-%d')
