@@ -333,7 +333,7 @@ def write_markdown(path, runs, meta):
                                 % (mem, link_name(bw),
                                    report.ballooned_table(rows, refs)))
             f.write('\n')
-        cost = sorted(set(guest_cost(runs)), key=lambda c: c[0])
+        cost = sorted(set(guest_cost(runs)))
         if cost:
             f.write('## Guest cost of building the bitmap\n\n'
                     '| guest MiB | scenario | free pages | chunks | us | '
