@@ -336,6 +336,15 @@ void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
     }
 }
 
+/* Release the bitmap lock taken for a message; note that pages went. */
+static void hint_unlock(void)
+{
+    if (cleared_in_message) {
+        qatomic_set(&skipped_this_migration, true);
+    }
+    ram_hint_unlock(cleared_in_message);
+}
+
 /*
  * Every page of migrating guest RAM the host shows empty: never touched,
  * or discarded (balloon, free page reporting) and not touched since.  The
@@ -358,10 +367,7 @@ static void skip_all_unbacked(void)
 
         skip_unbacked_piece(r, r->offset, r->size, &su);
     }
-    if (cleared_in_message) {
-        qatomic_set(&skipped_this_migration, true);
-    }
-    ram_hint_unlock(cleared_in_message);
+    hint_unlock();
     trace_free_page_hint_unbacked(guest_ram->len, unbacked_skipped - before,
                                   qemu_clock_get_us(QEMU_CLOCK_REALTIME) -
                                   start);
@@ -369,10 +375,7 @@ static void skip_all_unbacked(void)
 
 void free_page_hint_end(FreePageHintSource *src)
 {
-    if (cleared_in_message) {
-        qatomic_set(&skipped_this_migration, true);
-    }
-    ram_hint_unlock(cleared_in_message);
+    hint_unlock();
 }
 
 void free_page_hint_answered(FreePageHintSource *src, FreePageHintRound r)
