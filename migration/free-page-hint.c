@@ -39,6 +39,12 @@
  * migration stops waiting soon even if no answer wakes it.
  */
 #define WAIT_SLICE_MS 50
+/*
+ * How long the migration thread, between two iterations, waits for the
+ * sources it resumed to report: a turn of the main loop, unless that is
+ * busy with something else.  A source reset meanwhile never reports.
+ */
+#define RESUME_WAIT_MS 20
 
 static QLIST_HEAD(, FreePageHintSource) sources =
     QLIST_HEAD_INITIALIZER(sources);
@@ -53,6 +59,7 @@ static struct {
     FreePageHintRound current;  /* the last round started */
     bool open;                  /* hints of the current round apply */
     unsigned int unanswered;    /* sources asked in it, not done yet */
+    unsigned int resumed;       /* sources resumed, not tried again yet */
     bool waited;                /* the first pass of this migration did */
     QemuMutex lock;
     QemuCond answer;
@@ -155,15 +162,52 @@ bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len)
 /* Dirty pages cleared between begin and end, for migration's count */
 static uint64_t cleared_in_message;
 
+static void count_stale(FreePageHintSource *src, FreePageHintRound r)
+{
+    src->counters.stale_chunks++;
+    trace_free_page_hint_stale(r, round.current);
+}
+
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound r)
 {
     if (!free_page_hint_round_is_current(r) || !ram_hint_lock()) {
-        src->counters.stale_chunks++;
-        trace_free_page_hint_stale(r, round.current);
+        count_stale(src, r);
         return false;
     }
     cleared_in_message = 0;
     return true;
+}
+
+FreePageHintBegin free_page_hint_try_begin(FreePageHintSource *src,
+                                           FreePageHintRound r)
+{
+    int locked = -ENOENT;
+
+    qemu_mutex_lock(&round.lock);
+    if (src->resumed) {
+        /* The migration thread waits for this: it may go on now */
+        src->resumed = false;
+        round.resumed--;
+        qemu_cond_broadcast(&round.answer);
+    }
+    qemu_mutex_unlock(&round.lock);
+
+    if (free_page_hint_round_is_current(r)) {
+        locked = ram_hint_trylock();
+    }
+    if (locked == -EBUSY) {
+        qemu_mutex_lock(&round.lock);
+        src->busy = true;
+        qemu_mutex_unlock(&round.lock);
+        trace_free_page_hint_busy(r);
+        return FREE_PAGE_HINT_BUSY;
+    }
+    if (locked < 0) {
+        count_stale(src, r);
+        return FREE_PAGE_HINT_STALE;
+    }
+    cleared_in_message = 0;
+    return FREE_PAGE_HINT_GO;
 }
 
 /*
@@ -396,6 +440,37 @@ void free_page_hint_answered(FreePageHintSource *src, FreePageHintRound r)
 }
 
 /*
+ * With round.lock held: ask each source that found the bitmap busy to try
+ * again, which it does in the main loop.  Returns how many.
+ */
+static unsigned int resume_busy_sources(void)
+{
+    FreePageHintSource *src;
+    unsigned int n = 0;
+
+    QLIST_FOREACH(src, &sources, next) {
+        if (src->busy) {
+            src->busy = false;
+            src->resumed = true;
+            round.resumed++;
+            src->ops->resume(src);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void forget_resumed_sources(void)
+{
+    FreePageHintSource *src;
+
+    QLIST_FOREACH(src, &sources, next) {
+        src->resumed = false;
+    }
+    round.resumed = 0;
+}
+
+/*
  * A sync brings writes made since the request into the migration bitmap;
  * a hint applied after it could clear them.  So the round ends first.
  */
@@ -407,6 +482,9 @@ static void end_round(void)
     qemu_mutex_lock(&round.lock);
     round.open = false;
     round.unanswered = 0;
+    /* What they kept is stale now: let them drop it and go on */
+    resume_busy_sources();
+    forget_resumed_sources();
     qemu_cond_broadcast(&round.answer);
     qemu_mutex_unlock(&round.lock);
     forget_guest_ram();
@@ -595,7 +673,12 @@ void free_page_hint_add_source(FreePageHintSource *src,
 {
     src->ops = ops;
     src->asked = 0;
+    src->busy = false;
+    src->resumed = false;
+    /* The migration thread walks the list to resume sources */
+    qemu_mutex_lock(&round.lock);
     QLIST_INSERT_HEAD(&sources, src, next);
+    qemu_mutex_unlock(&round.lock);
 }
 
 void free_page_hint_remove_source(FreePageHintSource *src)
@@ -603,6 +686,10 @@ void free_page_hint_remove_source(FreePageHintSource *src)
     qemu_mutex_lock(&round.lock);
     if (round.open && src->asked == round.current && !src->answered) {
         round.unanswered--;
+        qemu_cond_broadcast(&round.answer);
+    }
+    if (src->resumed) {
+        round.resumed--;
         qemu_cond_broadcast(&round.answer);
     }
     QLIST_REMOVE(src, next);
@@ -690,12 +777,36 @@ uint64_t free_page_hint_pending(uint64_t remaining, uint64_t max_size)
     return max_size;
 }
 
-void free_page_hint_first_pass(void)
+/*
+ * Sources that found the bitmap busy while the last iteration sent: they
+ * report now, while the bitmap is free, before it is sent from again.
+ */
+static void let_busy_sources_report(void)
+{
+    int64_t start = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    int64_t deadline = start + RESUME_WAIT_MS, now;
+    unsigned int n = resume_busy_sources();
+
+    if (!n) {
+        return;
+    }
+    while (round.resumed &&
+           (now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME)) < deadline) {
+        qemu_cond_timedwait(&round.answer, &round.lock, deadline - now);
+    }
+    trace_free_page_hint_resumed(n, round.resumed,
+                                 qemu_clock_get_ms(QEMU_CLOCK_REALTIME) -
+                                 start);
+    forget_resumed_sources();
+}
+
+void free_page_hint_before_iteration(void)
 {
     MigrationState *s = migrate_get_current();
     int64_t deadline, now;
 
     qemu_mutex_lock(&round.lock);
+    let_busy_sources_report();
     if (!round.waited) {
         round.waited = true;
         deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +

@@ -156,10 +156,19 @@ static const char *fpb_failure_hint(FreePageHintSource *hint)
            "the balloon, or with a 7.1 or older machine type";
 }
 
+/* From the migration thread: a chunk waits in the queue for this */
+static void fpb_resume(FreePageHintSource *hint)
+{
+    VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
+
+    qemu_bh_schedule(fpb->next_turn);
+}
+
 static const FreePageHintSourceOps fpb_hint_ops = {
     .can_hint = fpb_can_hint,
     .request = fpb_request,
     .failure_hint = fpb_failure_hint,
+    .resume = fpb_resume,
 };
 
 /*
@@ -244,11 +253,12 @@ static bool fpb_skip_run(uint64_t gpa, uint64_t len, void *opaque)
  * bits are trusted.  Bits of target pages go to migration as they are,
  * word by word; larger pages run by run.
  */
-static void fpb_apply_chunk(VirtIOBalloonFpb *fpb, const FpbChunk *chunk)
+static void fpb_apply_chunk(VirtIOBalloonFpb *fpb, const FpbChunk *chunk,
+                            FreePageHintBegin begin)
 {
     uint64_t skipped = fpb->hint.counters.skipped_pages;
 
-    if (!free_page_hint_begin(&fpb->hint, fpb->round)) {
+    if (begin != FREE_PAGE_HINT_GO) {
         return;                 /* the round ended: counted as stale */
     }
     if (!fpb_chunk_in_guest_ram(chunk)) {
@@ -272,36 +282,48 @@ static void fpb_apply_chunk(VirtIOBalloonFpb *fpb, const FpbChunk *chunk)
     }
 }
 
-/* Returns how many bitmap bits it looked at. */
-static uint32_t fpb_handle_chunk(VirtIOBalloonFpb *fpb,
-                                 VirtQueueElement *elem)
+/*
+ * Adds to *@bits how many bitmap bits it looked at.  Returns false, and
+ * counts nothing, for a chunk of the request in flight that must wait
+ * because migration is sending: the caller puts it back in the queue.
+ */
+static bool fpb_handle_chunk(VirtIOBalloonFpb *fpb, VirtQueueElement *elem,
+                             uint64_t *bits)
 {
     size_t len = iov_size(elem->out_sg, elem->out_num);
+    FreePageHintBegin begin = FREE_PAGE_HINT_STALE;
     g_autofree uint8_t *buf = NULL;
+    FpbError err = FPB_ERR_NR_BITS;
     FpbChunk chunk;
-    FpbError err;
+
+    if (len <= FPB_CHUNK_HEADER_SIZE + FPB_MAX_CHUNK_BITS / 8) {
+        buf = g_malloc(len);
+        iov_to_buf(elem->out_sg, elem->out_num, 0, buf, len);
+        err = fpb_parse_chunk(buf, len, qemu_target_page_size(), &chunk);
+    }
+    if (err == FPB_OK && chunk.cmd_id == fpb->cmd_id &&
+        fpb->state == FPB_REQUESTED) {
+        begin = free_page_hint_try_begin(&fpb->hint, fpb->round);
+        if (begin == FREE_PAGE_HINT_BUSY) {
+            return false;
+        }
+    }
 
     fpb->hint.counters.chunks++;
-    if (len > FPB_CHUNK_HEADER_SIZE + FPB_MAX_CHUNK_BITS / 8) {
-        fpb_bad_input(fpb, FPB_ERR_NR_BITS, 0);
-        return 0;
-    }
-    buf = g_malloc(len);
-    iov_to_buf(elem->out_sg, elem->out_num, 0, buf, len);
-    err = fpb_parse_chunk(buf, len, qemu_target_page_size(), &chunk);
     if (err != FPB_OK) {
-        fpb_bad_input(fpb, err, len >= 4 ? ldl_le_p(buf) : 0);
-        return 0;
+        fpb_bad_input(fpb, err, buf && len >= 4 ? ldl_le_p(buf) : 0);
+        return true;
     }
+    *bits += chunk.nr_bits;
     fpb->hint.counters.bitmap_bytes += chunk.nr_bits / 8;
     if (!fpb_id_was_issued(fpb->cmd_id, fpb->issued, chunk.cmd_id)) {
         fpb_bad_input(fpb, FPB_ERR_UNKNOWN_ID, chunk.cmd_id);
-        return 0;
+        return true;
     }
 
     switch (chunk.cmd_id == fpb->cmd_id ? fpb->state : FPB_IDLE) {
     case FPB_REQUESTED:
-        fpb_apply_chunk(fpb, &chunk);
+        fpb_apply_chunk(fpb, &chunk, begin);
         break;
     case FPB_ANSWERED:
         if (free_page_hint_round_is_current(fpb->round)) {
@@ -315,7 +337,7 @@ static uint32_t fpb_handle_chunk(VirtIOBalloonFpb *fpb,
         trace_virtio_balloon_fpb_stale(chunk.cmd_id, fpb->cmd_id);
         break;
     }
-    return chunk.nr_bits;
+    return true;
 }
 
 /*
@@ -333,6 +355,7 @@ static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
     int64_t start = qemu_clock_get_us(QEMU_CLOCK_REALTIME);
     VirtQueueElement *elem;
     uint64_t bits = 0;
+    bool waits = false;
 
     while (bits < FPB_BITS_PER_TURN &&
            (elem = virtqueue_pop(vq, sizeof(VirtQueueElement)))) {
@@ -342,12 +365,16 @@ static void fpb_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
         } else if (elem->in_num) {
             fpb_take_slot(fpb, elem);
             continue;
-        } else {
-            bits += fpb_handle_chunk(fpb, elem);
+        } else if (!fpb_handle_chunk(fpb, elem, &bits)) {
+            /* Migration resumes the queue once it lets go of its bitmap */
+            virtqueue_unpop(vq, elem, 0);
+            g_free(elem);
+            waits = true;
+            break;
         }
         fpb_return_buffer(fpb, elem, 0);
     }
-    if (bits >= FPB_BITS_PER_TURN) {
+    if (bits >= FPB_BITS_PER_TURN && !waits) {
         qemu_bh_schedule(fpb->next_turn);
     }
     virtio_notify(vdev, vq);

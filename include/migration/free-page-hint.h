@@ -77,6 +77,13 @@ typedef struct FreePageHintSourceOps {
      * if the destination could not load the source's device, or NULL.
      */
     const char *(*failure_hint)(FreePageHintSource *src);
+    /*
+     * For sources that report with free_page_hint_try_begin(): after it
+     * returned FREE_PAGE_HINT_BUSY, migration has let go of its bitmap
+     * and waits a little for the source to try again.  Called from the
+     * migration thread, without the BQL: schedule a bottom half.
+     */
+    void (*resume)(FreePageHintSource *src);
 } FreePageHintSourceOps;
 
 struct FreePageHintSource {
@@ -87,6 +94,8 @@ struct FreePageHintSource {
     FreePageHintRound asked;    /* the round it was last asked for */
     bool answered;              /* ... and has answered in full */
     int64_t asked_ns;
+    bool busy;                  /* found the bitmap busy, not resumed */
+    bool resumed;               /* resumed, has not tried again yet */
     QLIST_ENTRY(FreePageHintSource) next;
 };
 
@@ -118,6 +127,21 @@ bool free_page_hint_round_is_current(FreePageHintRound round);
 struct MemoryRegion;
 bool free_page_hint_region_is_guest_ram(struct MemoryRegion *mr);
 bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound round);
+/*
+ * The same from the main loop, for a source that must not wait there: the
+ * migration thread holds its bitmap while it sends, for 50 ms at a time
+ * and for as long as the destination is slow to read, and a wait for it
+ * would hold the BQL all that time.  On FREE_PAGE_HINT_BUSY the source
+ * keeps the message, counts nothing and stops; ops->resume() follows once
+ * migration has let go of the bitmap.
+ */
+typedef enum FreePageHintBegin {
+    FREE_PAGE_HINT_GO,          /* report, then free_page_hint_end() */
+    FREE_PAGE_HINT_STALE,       /* as free_page_hint_begin()'s false */
+    FREE_PAGE_HINT_BUSY,
+} FreePageHintBegin;
+FreePageHintBegin free_page_hint_try_begin(FreePageHintSource *src,
+                                           FreePageHintRound round);
 bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len);
 void free_page_hint_skip(FreePageHintSource *src, uint64_t gpa, uint64_t len);
 /*
@@ -155,11 +179,13 @@ bool free_page_hint_query_unbacked(uint64_t *skipped_pages);
 /* Pages of the balloon skipped; false if no balloon keeps a bitmap. */
 bool free_page_hint_query_ballooned(uint64_t *skipped_pages);
 /*
- * For the migration thread, without the BQL, before each pass over RAM:
- * the first time in a migration, wait up to free-page-hint-wait
- * milliseconds for every source asked in the current round to answer.
+ * For the migration thread, without the BQL or the bitmap lock, before
+ * each iteration over RAM: the first time in a migration, wait up to
+ * free-page-hint-wait milliseconds for every source asked in the current
+ * round to answer; every time, resume the sources that found the bitmap
+ * busy and give them a moment to report.
  */
-void free_page_hint_first_pass(void);
+void free_page_hint_before_iteration(void);
 /*
  * For migration's convergence check: the RAM still to send, @remaining
  * bytes, as it should count against @max_size (what fits in the downtime

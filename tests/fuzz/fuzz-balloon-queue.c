@@ -10,12 +10,16 @@
  *   is that of the request in flight, the round is current, no last chunk
  *   came before and every set bit is guest RAM; otherwise it is counted as
  *   stale or as bad input, as the model says;
- * - ranges are skipped only between free_page_hint_begin() and _end(), in
- *   the current round, and only guest RAM;
+ * - ranges are skipped only between free_page_hint_try_begin() and
+ *   _end(), in the current round, and only guest RAM;
+ * - a chunk that finds migration's bitmap busy goes back to the queue
+ *   with nothing counted, and is taken again once migration resumes the
+ *   device;
  * - a request is issued only in a current round, into a buffer of guest
  *   RAM, with the next command id;
- * - every element taken from the queue is given back or detached once;
- *   none is left in the queue without a next turn scheduled.
+ * - every element taken from the queue is given back, detached or put
+ *   back once; none is left in the queue without a next turn scheduled
+ *   or a resume from migration due.
  *
  * Input: a features byte (see set_features()), a guest RAM table (see
  * fuzz_ram_map()), then operations, one byte each and their arguments,
@@ -53,6 +57,7 @@ typedef enum Outcome {
     OUT_APPLIED,
     OUT_STALE,
     OUT_BAD,
+    OUT_WAIT,                   /* put back: migration is sending */
 } Outcome;
 
 typedef struct Taken {
@@ -90,6 +95,8 @@ static struct {
     FreePageHintRound round;
     bool round_open;
     bool lock_fails;            /* ram_hint_lock() fails: no bitmap */
+    bool busy;                  /* the migration thread holds the bitmap */
+    bool resume_due;            /* the source was told BUSY */
     bool in_report;
     uint64_t skipped_bytes;
 
@@ -333,6 +340,10 @@ static void expect(Taken *t)
     if (!round_current(h.req_round) || h.lock_fails) {
         return;
     }
+    if (h.busy) {
+        t->outcome = OUT_WAIT;
+        return;
+    }
     fpb_for_each_free_run(&chunk, run_in_ram, &ram);
     if (!ram.in_ram) {
         t->outcome = OUT_BAD;
@@ -416,7 +427,7 @@ static void give_back(const VirtQueueElement *elem, unsigned int len,
     FUZZ_CHECK(t);              /* taken, and given back only once */
     FUZZ_CHECK(len <= iov_size(t->desc.in, t->desc.in_num));
     if (t->chunk) {
-        FUZZ_CHECK(!detached);
+        FUZZ_CHECK(!detached && t->outcome != OUT_WAIT);
         FUZZ_CHECK(now->chunks == t->before.chunks + 1);
         FUZZ_CHECK(h.skipped_bytes ==
                    (t->outcome == OUT_APPLIED ? t->free_bytes : 0));
@@ -463,6 +474,32 @@ void virtqueue_detach_element(VirtQueue *vq, const VirtQueueElement *elem,
     give_back(elem, len, true);
 }
 
+/* Only the element popped last, as QEMU rewinds the ring by one */
+void virtqueue_unpop(VirtQueue *vq, const VirtQueueElement *elem,
+                     unsigned int len)
+{
+    Taken *t = NULL;
+    unsigned int i;
+
+    for (i = 0; i < h.ntaken; i++) {
+        if (h.taken[i].elem == elem) {
+            t = &h.taken[i];
+        }
+    }
+    FUZZ_CHECK(t && elem->index + 1 == h.popped && !len);
+    FUZZ_CHECK(t->chunk && t->outcome == OUT_WAIT && h.resume_due);
+    /* Nothing counted, nothing skipped */
+    FUZZ_CHECK(!memcmp(&t->before, &h.src->counters,
+                       sizeof(FreePageHintCounters)));
+    FUZZ_CHECK(!h.skipped_bytes);
+    FUZZ_CHECK(h.npending < QUEUE_SIZE);
+    memmove(h.pending + 1, h.pending, h.npending * sizeof(Desc));
+    h.pending[0] = t->desc;
+    h.npending++;
+    h.popped--;
+    *t = h.taken[--h.ntaken];
+}
+
 /* Migration's side, as migration/free-page-hint.c behaves */
 
 void free_page_hint_add_source(FreePageHintSource *src,
@@ -482,15 +519,30 @@ bool free_page_hint_round_is_current(FreePageHintRound r)
     return round_current(r);
 }
 
-bool free_page_hint_begin(FreePageHintSource *src, FreePageHintRound r)
+FreePageHintBegin free_page_hint_try_begin(FreePageHintSource *src,
+                                           FreePageHintRound r)
 {
     FUZZ_CHECK(src == h.src && !h.in_report);
     if (!round_current(r) || h.lock_fails) {
         src->counters.stale_chunks++;
-        return false;
+        return FREE_PAGE_HINT_STALE;
+    }
+    if (h.busy) {
+        h.resume_due = true;
+        return FREE_PAGE_HINT_BUSY;
     }
     h.in_report = true;
-    return true;
+    return FREE_PAGE_HINT_GO;
+}
+
+/* Between two iterations, or when the round ends: as migration does */
+static void resume_if_due(void)
+{
+    if (h.resume_due) {
+        h.resume_due = false;
+        h.src->ops->resume(h.src);
+        FUZZ_CHECK(h.bh_scheduled);
+    }
 }
 
 bool free_page_hint_is_guest_ram(uint64_t gpa, uint64_t len)
@@ -741,7 +793,7 @@ static void kick(void)
     FUZZ_CHECK(!h.in_report);
     h.handler(VIRTIO_DEVICE(h.s), (VirtQueue *)&h.handler);
     /* Nothing is left behind without a next turn */
-    FUZZ_CHECK(!h.npending || h.bh_scheduled);
+    FUZZ_CHECK(!h.npending || h.bh_scheduled || h.resume_due);
 }
 
 static void start_round(void)
@@ -822,7 +874,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (h.bh_scheduled) {
                 h.bh_scheduled = false;
                 h.bh_cb(h.bh_opaque);
-                FUZZ_CHECK(!h.npending || h.bh_scheduled);
+                FUZZ_CHECK(!h.npending || h.bh_scheduled || h.resume_due);
             }
             break;
         case 6:
@@ -830,6 +882,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         case 7:
             h.round_open = false;       /* the next bitmap sync */
+            resume_if_due();
             break;
         case 8:
             reset();
@@ -838,13 +891,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             set_features(fuzz_u8(&in));
             break;
         case 10:
-            h.lock_fails = !h.lock_fails;
+            if (op & 0x80) {
+                /* An iteration starts, or ends and resumes the device */
+                h.busy = !h.busy;
+                if (!h.busy) {
+                    resume_if_due();
+                }
+            } else {
+                h.lock_fails = !h.lock_fails;
+            }
             break;
         case 11:
             /* Saved and loaded into the same device, then run */
             FUZZ_CHECK(vmstate_virtio_balloon_fpb.pre_save(h.s) == 0);
             FUZZ_CHECK(h.s->fpb.slot_held == (h.s->fpb.slot != NULL));
             h.round_open = false;
+            resume_if_due();
             h.vm_cb(h.s, false, 0);
             if (op & 0x80) {
                 /* the command ids of a source far along */
@@ -854,10 +916,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(vmstate_virtio_balloon_fpb.post_load(h.s, 1) == 0);
             h.req_live = false;
             h.vm_cb(h.s, true, 0);
-            FUZZ_CHECK(!h.npending || h.bh_scheduled);
+            FUZZ_CHECK(!h.npending || h.bh_scheduled || h.resume_due);
             break;
         case 12:
             h.round_open = false;       /* migration completes or fails */
+            resume_if_due();
             break;
         default:
             /* The guest writes over its slot while the device holds it */

@@ -86,6 +86,7 @@ FEATURES = 0x3b     # stats, free page hint, reporting (offered), bitmap
 OP_SLOT, OP_CHUNK, OP_RAW, OP_BIG, OP_KICK, OP_BH, OP_ROUND, OP_SYNC, \
     OP_RESET, OP_FEATURES, OP_LOCK, OP_LOAD, OP_END, OP_SCRIBBLE = range(14)
 NO_KICK = 0x40
+BUSY = 0x80                     # OP_LOCK's variant: the bitmap is busy
 
 
 def slot(size=8, mmio=False):
@@ -145,6 +146,14 @@ def queue_cases():
         'mixed-direction': bytes([OP_RAW | 0x80, 30]) + bytes(30),
         'raw-garbage': bytes([OP_RAW, 10]) + bytes(range(10)),
         'lock-fails': start + bytes([OP_LOCK]) + q_chunk(bits=(1,)),
+        # Migration holds its bitmap: the chunk waits, then applies
+        'bitmap-busy': start + bytes([OP_LOCK | BUSY]) + q_chunk(bits=(1,)) +
+        bytes([OP_KICK, OP_LOCK | BUSY, OP_BH]),
+        'bitmap-busy-then-sync': start + bytes([OP_LOCK | BUSY]) +
+        q_chunk(last=False, bits=(1,)) + q_chunk(delta=80, bits=(2,)) +
+        bytes([OP_SYNC, OP_BH, OP_LOCK | BUSY]),
+        'bitmap-busy-then-reset': start + bytes([OP_LOCK | BUSY]) +
+        q_chunk(bits=(1,)) + bytes([OP_RESET, OP_LOCK | BUSY, OP_BH]),
         'bad-length': start + q_chunk(shape=16, extra=b'\xff'),
         'bad-page-size': start + q_chunk(shape=4,
                                          extra=struct.pack('<I', 2048)),

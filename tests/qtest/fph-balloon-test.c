@@ -9,6 +9,8 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/un.h>
 #include "libqtest.h"
 #include "qapi/qmp/qdict.h"
 #include "libqos/fph-driver.h"
@@ -752,6 +754,136 @@ static void test_cancel_during_wait(void)
     qtest_quit(src);
 }
 
+/* The bytes of RAM migration has put into its stream so far */
+static uint64_t ram_transferred(QTestState *qts)
+{
+    QDict *rsp = migrate_query(qts);
+    uint64_t bytes = 0;
+
+    if (qdict_haskey(rsp, "ram")) {
+        bytes = qdict_get_int(qdict_get_qdict(rsp, "ram"), "transferred");
+    }
+    qobject_unref(rsp);
+    return bytes;
+}
+
+/* Until the stream stops growing: nobody reads, a write blocks */
+static void wait_until_stalled(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_US;
+    uint64_t last = 0, now;
+    int same = 0;
+
+    while (same < 5) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(100 * 1000);
+        now = ram_transferred(qts);
+        same = now && now == last ? same + 1 : 0;
+        last = now;
+    }
+}
+
+static gpointer drain_stream(gpointer opaque)
+{
+    int fd = GPOINTER_TO_INT(opaque);
+    char buf[65536];
+
+    while (read(fd, buf, sizeof(buf)) > 0) {
+        continue;
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Where nobody reads the stream, for main_loop_waited() */
+static int stalled_listener = -1;
+
+static void main_loop_waited(int sig)
+{
+    static const char msg[] = "the main loop waited for migration's "
+                              "bitmap\n";
+
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* failing anyway */
+    }
+    /* Fail the stalled write, so that QEMU can take the SIGTERM */
+    close(stalled_listener);
+    abort();
+}
+
+/*
+ * The migration thread holds its bitmap while it sends, for as long as a
+ * write to a slow destination blocks.  An answer that comes meanwhile
+ * waits in the queue, not in the main loop with the BQL held: the kick
+ * returns, the monitor answers, and the answer applies in full once the
+ * stream moves again.  Here nobody reads the stream until the answer has
+ * been sent; with untouched memory skipped, the pass stalls in the first
+ * half of the data.
+ */
+static void test_answer_while_sending(void)
+{
+    QTestState *src = start_qemu("");
+    g_autofree char *path = g_strdup_printf("%s/fph-stalled-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct sigaction waited = { .sa_handler = main_loop_waited };
+    g_autofree uint8_t *chunk = NULL;
+    int listener, stream;
+    GThread *drain;
+    FphDriver g;
+    uint32_t cmd_id;
+    size_t len;
+
+    listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_assert(listener >= 0);
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    unlink(path);
+    g_assert(!bind(listener, (struct sockaddr *)&addr, sizeof(addr)));
+    g_assert(!listen(listener, 1));
+    stalled_listener = listener;
+
+    start_guest(&g, src);
+    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'free-page-hint-wait': 0 } }");
+    /*
+     * 400 KiB a rate-limit window: the socket fills in the first one, in
+     * the middle of an iteration; the pass is still far below the data
+     * when the answer applies, an iteration after the stream moves.
+     */
+    fph_set_max_bandwidth(src, 4 * MiB);
+    migrate_qmp(src, uri, "{}");
+    cmd_id = fph_driver_wait_request(&g);
+    wait_until_stalled(src);
+
+    /* The second half: the pass stalls in the first, which it reaches */
+    chunk = fph_chunk_new(&len, cmd_id, FPB_CHUNK_F_LAST, DATA_START / PAGE,
+                          DATA_PAGES, FREE_PAGES, DATA_PAGES - FREE_PAGES);
+    sigaction(SIGALRM, &waited, NULL);
+    alarm(TIMEOUT_US / G_USEC_PER_SEC);
+    fph_driver_queue(&g, chunk, len, 1);
+    g_assert_cmpuint(migrate_stat(src, "chunks"), ==, 0);
+    g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==, 0);
+    alarm(0);
+
+    stream = accept(listener, NULL, NULL);
+    g_assert(stream >= 0);
+    drain = g_thread_new("drain", drain_stream, GINT_TO_POINTER(stream));
+    fph_driver_wait_queued(&g);
+    g_assert_cmpuint(migrate_stat(src, "chunks"), ==, 1);
+    g_assert_cmpuint(migrate_stat(src, "stale-chunks"), ==, 0);
+    g_assert_cmpuint(migrate_stat(src, "answered"), ==, 1);
+    g_assert_cmpuint(migrate_stat(src, "skipped-pages"), ==,
+                     DATA_PAGES - FREE_PAGES);
+
+    fph_set_max_bandwidth(src, 1ULL << 30);
+    wait_for_migration_complete(src);
+    qtest_quit(src);
+    g_thread_join(drain);
+    close(listener);
+    unlink(path);
+}
+
 /* Send a chain of a device-readable and a device-writable buffer. */
 static void send_mixed_chain(FphDriver *g, const void *chunk, size_t len)
 {
@@ -1142,6 +1274,8 @@ int main(int argc, char **argv)
                    test_stock_hints_without_iothread);
     qtest_add_func("/fph-balloon/migrate/no-repeat", test_no_repeat);
     qtest_add_func("/fph-balloon/migrate/repeat", test_repeat);
+    qtest_add_func("/fph-balloon/migrate/answer-while-sending",
+                   test_answer_while_sending);
     qtest_add_func("/fph-balloon/migrate/wait-for-first-bitmap",
                    test_wait_for_first_bitmap);
     qtest_add_func("/fph-balloon/parameters/drop-cache", test_drop_cache);

@@ -44,7 +44,7 @@ typedef struct VirtIOBalloonFpb {
     bool slot_held;             /* for migration of the slot */
     VMChangeStateEntry *vm_state;
     bool drain_on_run;          /* loaded: look at the queue once running */
-    QEMUBH *next_turn;          /* more chunks than one turn may take */
+    QEMUBH *next_turn;          /* more chunks than a turn takes, or resumed */
 
     /* Migration's view: its counters are the QOM properties too. */
     FreePageHintSource hint;
