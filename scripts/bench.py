@@ -34,6 +34,8 @@ TEN_GBE_MIB = round(1250e6 / (1 << 20), 2)
 # Big guests hold what the 4 GiB guest holds (a sixteenth of it), so that
 # they differ from it in size only.
 BIG_HOLD_MIB = 256
+# The big guests are compared with this one
+REF_MIB = 4096
 BIG_SCENARIO = 'idle'
 
 
@@ -148,12 +150,13 @@ def load_runs(path):
 
 
 def run_key(r):
-    return (r.guest_mib, round(r.bandwidth_mib), r.scenario, r.mode)
+    return (r.guest_mib, round(r.bandwidth_mib), r.scenario, r.mode,
+            bool(r.sparse_ram))
 
 
 def merge_runs(old, new):
-    """@old's runs less those of any (size, link, scenario, mode) that
-    @new has, then @new's."""
+    """@old's runs less those of any (size, link, scenario, mode, sparse
+    or not) that @new has, then @new's."""
     fresh = {run_key(r) for r in new}
     return [r for r in old if run_key(r) not in fresh] + new
 
@@ -202,8 +205,11 @@ def time_vs_bytes(medians):
 
 BIG_TEXT = """Idle guests of 16 and 64 GiB on `memory-backend-ram` with
 `reserve=off` (a plain `-m 64G` exceeds this host's overcommit heuristic),
-each holding %d MiB of live data, as the 4 GiB guest does, so that they
-differ from it in size only.  "RSS MiB" is the source QEMU's resident
+each holding %d MiB of live data, as the 4 GiB guest here does, so that
+they differ from it in size only.  That guest runs on the same backend, its
+runs between theirs (for each repetition: 4 GiB, 16 GiB, 64 GiB, each in
+every mode), because this host's cost of filling fresh memory drifts over
+minutes.  "RSS MiB" is the source QEMU's resident
 memory before migrating, "peak MiB" its peak while migrating (VmHWM, reset
 through `clear_refs` when the migration starts); the goal is a peak under
 2x the RSS, and for qemu-fph (`bitmap`, and `unbacked` for a guest without
@@ -211,7 +217,8 @@ our driver) a 64 GiB guest within 1.2x the bytes and 1.5x the time of the
 4 GiB one.  A bigger guest's kernel holds more live data of its own, though:
 its page array (`struct page`, 64 bytes for each 4 KiB page, 1/64 of RAM:
 1 GiB at 64 GiB) is written at boot and must be sent.  "x 4 GiB" gives the
-bytes ratio as sent and less that growth, then the time ratio.  Times here
+bytes ratio as sent and less that growth, the time ratio, and the time per
+MB sent against the 4 GiB guest's.  Times here
 follow what the destination fills more than what the source reads: each
 first touch of a fresh 2 MiB of guest RAM on the destination costs a huge
 page fault, which on this host (itself a VM) varies several fold between
@@ -228,7 +235,8 @@ def memmap_mb(guest_mib):
 
 BIG_COLUMNS = ['guest MiB', 'mode', 'total ms', 'downtime ms', 'cpu ms',
                'MB sent', 'skipped free/unbacked/zero', 'RSS MiB',
-               'peak MiB', 'x 4 GiB: MB, less memmap, time', 'data check']
+               'peak MiB', 'x 4 GiB: MB, less memmap, time, per MB',
+               'data check']
 
 
 def big_table(rows, refs):
@@ -242,17 +250,31 @@ def big_table(rows, refs):
                      c['cpu_ms'], r.mb_sent, c['skipped'],
                      report.dash(r.src_rss_mib),
                      report.dash(r.src_peak_rss_mib),
-                     '-' if ref is None or ref is r else '%s, %s, %s' % (
+                     '-' if ref is None or ref is r else
+                     '%s, %s, %s, %s' % (
                          fmt(ratio(r.mb_sent, ref.mb_sent)),
                          fmt(ratio(r.mb_sent - memmap_mb(r.guest_mib) +
                                    memmap_mb(ref.guest_mib), ref.mb_sent)),
-                         fmt(ratio(r.total_ms, ref.total_ms))),
+                         fmt(ratio(r.total_ms, ref.total_ms)),
+                         fmt(ratio(ratio(r.total_ms, r.mb_sent),
+                                   ratio(ref.total_ms, ref.mb_sent)))),
                      c['check']])
     return report.text_table(BIG_COLUMNS, body)
 
 
 def is_big(r):
     return r.guest_mib > 8192
+
+
+def big_section(medians):
+    """The big guests' medians and their 4 GiB references: the sparse
+    4 GiB runs of their own section, or the main section's before those
+    existed."""
+    idle = [m for m in medians if m.scenario == BIG_SCENARIO]
+    refs = [m for m in idle if m.guest_mib == REF_MIB and m.sparse_ram]
+    if not refs:
+        refs = [m for m in idle if m.guest_mib == REF_MIB]
+    return refs + [m for m in idle if is_big(m)]
 
 
 def repetitions(runs):
@@ -310,13 +332,12 @@ def write_markdown(path, runs, meta):
                              mem, link_tag(bw)))
         f.write('## Time against bytes\n\n%s\n```\n%s\n```\n\n' %
                 (TIME_TEXT, time_vs_bytes(medians)))
-        big = [m for m in medians if m.scenario == BIG_SCENARIO and
-               (is_big(m) or m.guest_mib == 4096)]
+        big = big_section(medians)
         if any(is_big(m) for m in big):
             f.write('## Big idle guests\n\n' + BIG_TEXT)
             for bw in links:
                 rows = [m for m in big if m.bandwidth_mib == bw]
-                refs = {m.mode: m for m in rows if m.guest_mib == 4096}
+                refs = {m.mode: m for m in rows if m.guest_mib == REF_MIB}
                 f.write('\n### %s\n\n```\n%s\n```\n' %
                         (link_name(bw), big_table(rows, refs)))
             f.write('\n![](benchmark-big.png)\n\n')
@@ -365,9 +386,7 @@ def write_charts(runs, accel):
                 'MB sent (median of %s), %d MiB guest, %s, %s' %
                 (reps(main), mem, accel, link_name(bw)))
     big = [dataclasses.replace(m, scenario='%d GiB' % (m.guest_mib // 1024))
-           for m in medians if m.scenario == BIG_SCENARIO and
-           m.bandwidth_mib == LOOPBACK_MIB and
-           (is_big(m) or m.guest_mib == 4096)]
+           for m in big_section(medians) if m.bandwidth_mib == LOOPBACK_MIB]
     if any(is_big(m) for m in big):
         report.write_chart(sorted(big, key=lambda m: m.guest_mib),
                            os.path.join(DOCS, 'benchmark-big.png'),
@@ -454,16 +473,19 @@ def main():
             plan = [(l + ' / %d' % (rep + 1), sc, mode)
                     for l, sc, mode in plan for rep in range(args.reps)]
             runs += list(guestrun.run_loop(setup, plan, baselines or None))
-    for mem in big_sizes:
-        for bw in links:
-            setup = guestrun.Setup(accel, mem, bw, hold_mib=BIG_HOLD_MIB,
-                                   sparse_ram=True)
-            plan = [('%d MiB / %s / %s / %s / %d' % (
-                        mem, link_short(bw), BIG_SCENARIO, mode, rep + 1),
-                     BIG_SCENARIO, mode)
-                    for mode in args.big_modes.split(',')
-                    for rep in range(args.reps)]
-            runs += list(guestrun.run_loop(setup, plan))
+    # The 4 GiB reference runs here too, on the same backend and between
+    # the big guests' runs: this host's cost of filling fresh memory drifts
+    # over minutes, and the ratios should not.
+    for bw in links if big_sizes else []:
+        for rep in range(args.reps):
+            for mem in [REF_MIB] + big_sizes:
+                setup = guestrun.Setup(accel, mem, bw, hold_mib=BIG_HOLD_MIB,
+                                       sparse_ram=True)
+                plan = [('%d MiB / %s / %s / %s / %d' % (
+                            mem, link_short(bw), BIG_SCENARIO, mode, rep + 1),
+                         BIG_SCENARIO, mode)
+                        for mode in args.big_modes.split(',')]
+                runs += list(guestrun.run_loop(setup, plan))
 
     old_runs, old_meta = load_runs(json_path)
     all_runs = merge_runs(old_runs, runs)

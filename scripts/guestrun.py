@@ -209,9 +209,10 @@ class RunResult:
     hops: Optional[int] = None          # soak: migrations that completed
     note: Optional[str] = None          # soak: what else the run did
     balloon_mib: Optional[int] = None   # ballooned: guest RAM left to it
+    sparse_ram: Optional[bool] = None   # on a reserve=off backend
 
     OPTIONAL = ('wall_s', 'limit_mb', 'error', 'run', 'repetitions', 'hops',
-                'note', 'balloon_mib')
+                'note', 'balloon_mib', 'sparse_ram')
 
     def ok(self):
         """Every page checked right, the guest lives, its log is clean,
@@ -715,7 +716,8 @@ def migrate(src, dst, setup, mode, during=(), params=None, rss=None):
 
 def new_result(setup, mode, scenario, live=0):
     return RunResult(mode.kind, mode.name, scenario, setup.accel,
-                     setup.mem_mib, setup.bandwidth_mib, live_mib=live)
+                     setup.mem_mib, setup.bandwidth_mib, live_mib=live,
+                     sparse_ram=setup.sparse_ram or None)
 
 
 def record_migration(r, info, elapsed, cpu_ms=None):
@@ -820,7 +822,8 @@ def try_migrate_run(setup, mode, scenario):
             os.unlink(os.path.join(rundir, DISK_IMAGE))
         return RunResult(mode.kind, mode.name, scenario, setup.accel,
                          setup.mem_mib, setup.bandwidth_mib,
-                         error=str(e)[:300])
+                         error=str(e)[:300],
+                         sparse_ram=setup.sparse_ram or None)
 
 
 def run_loop(setup, plan, baselines=None):

@@ -24,7 +24,8 @@ import guestrun                                   # noqa: E402
 
 EVENTS = [
     'free_page_hint_*', 'virtio_balloon_fpb_request',
-    'virtio_balloon_fpb_answered', 'virtio_balloon_fpb_stale',
+    'virtio_balloon_fpb_chunk', 'virtio_balloon_fpb_answered',
+    'virtio_balloon_fpb_stale',
     'migration_bitmap_sync_start', 'migration_bitmap_sync_end',
     'migrate_pending', 'migrate_transferred', 'migration_thread_low_pending',
     'migration_completion_vm_stop', 'savevm_state_complete_precopy',

@@ -118,12 +118,12 @@ def write_json(rows, path, meta):
 
 
 def median_rows(rows):
-    """Group runs by (size, link, scenario, mode); medians of the
-    numbers."""
+    """Group runs by (size, link, scenario, mode, sparse RAM or not);
+    medians of the numbers."""
     groups = {}
     for r in rows:
-        groups.setdefault((r.guest_mib, r.bandwidth_mib, r.scenario, r.mode),
-                          []).append(r)
+        groups.setdefault((r.guest_mib, r.bandwidth_mib, r.scenario, r.mode,
+                           bool(r.sparse_ram)), []).append(r)
     out = []
     for runs in groups.values():
         med = {}
