@@ -148,12 +148,16 @@ def main():
     hold, live, prep, during = guestrun.scenario_commands(args.scenario,
                                                           args.mem,
                                                           args.hold)
-    src = guestrun.boot('source', traced, setup, rundir)
+    disk = md5 = None
+    if guestrun.disk_mib(args.scenario, args.mem):
+        disk, md5 = guestrun.make_disk(rundir, guestrun.disk_mib(
+            args.scenario, args.mem))
+    src = guestrun.boot('source', traced, setup, rundir, disk=disk)
     dst = None
     perf = None
     try:
         dst = guestrun.GuestVM('destination', mode, setup, rundir,
-                               incoming=True, qemu=dst_qemu)
+                               incoming=True, qemu=dst_qemu, disk=disk)
         guestrun.run_commands(src, prep)
         pid = src.vm.get_pid()
         before = thread_times(pid)
@@ -182,12 +186,16 @@ def main():
         r = guestrun.new_result(setup, mode, args.scenario, live)
         guestrun.record_migration(r, info, time.monotonic() - start, mig_ms)
         guestrun.check_destination(dst, r, src.console.text)
+        if disk:
+            guestrun.check_disk(dst, r, md5)
     finally:
         if perf and perf.poll() is None:
             perf.kill()
         src.close()
         if dst:
             dst.close()
+        if disk:
+            os.unlink(disk)     # random data as large as a quarter of RAM
 
     ram = info.get('ram', {})
     print('%s %s: total %s ms, downtime %s ms, setup %s ms, expected '
