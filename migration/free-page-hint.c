@@ -424,13 +424,11 @@ void free_page_hint_end(FreePageHintSource *src)
 
 void free_page_hint_answered(FreePageHintSource *src, FreePageHintRound r)
 {
-    if (!free_page_hint_round_is_current(r) || src->asked != r) {
+    if (!free_page_hint_round_is_current(r) || src->asked != r ||
+        src->answered) {
         return;
     }
     src->counters.answered++;
-    if (src->answered) {
-        return;                 /* it asked again: only the first counts */
-    }
     src->counters.latency_us = (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) -
                                 src->asked_ns) / SCALE_US;
     trace_free_page_hint_answered(r, src->counters.latency_us);

@@ -101,15 +101,6 @@ static void fpb_issue(VirtIOBalloonFpb *fpb)
                                      fpb->req_flags);
 }
 
-/* A round's second look: what dropping the page cache frees too */
-static void fpb_issue_after_drop(VirtIOBalloonFpb *fpb)
-{
-    fpb->drop_cache_next = false;
-    fpb->req_flags = FPB_REQ_F_DROP_CACHE;
-    fpb->hint.counters.requests++;
-    fpb_issue(fpb);
-}
-
 /* The last chunk of the answer to cmd_id came. */
 static void fpb_complete(VirtIOBalloonFpb *fpb)
 {
@@ -117,10 +108,6 @@ static void fpb_complete(VirtIOBalloonFpb *fpb)
     free_page_hint_answered(&fpb->hint, fpb->round);
     trace_virtio_balloon_fpb_answered(fpb->cmd_id,
                                       fpb->hint.counters.latency_us);
-    /* Else the driver's next buffer issues it, if the round lasts */
-    if (fpb->drop_cache_next && fpb->slot) {
-        fpb_issue_after_drop(fpb);
-    }
 }
 
 /* Migration asks, with dirty tracking armed. */
@@ -130,13 +117,7 @@ static void fpb_request(FreePageHintSource *hint,
     VirtIOBalloonFpb *fpb = container_of(hint, VirtIOBalloonFpb, hint);
 
     fpb->round = req->round;
-    /*
-     * Dropping the page cache takes the guest a while, and migration
-     * waits for the first answer: ask for what is free now first, then
-     * for what dropping the cache frees.
-     */
-    fpb->req_flags = 0;
-    fpb->drop_cache_next = req->drop_cache;
+    fpb->req_flags = req->drop_cache ? FPB_REQ_F_DROP_CACHE : 0;
     fpb->state = FPB_WANT_SLOT;
     if (fpb->slot) {
         fpb_issue(fpb);
@@ -228,14 +209,6 @@ static void fpb_take_slot(VirtIOBalloonFpb *fpb, VirtQueueElement *elem)
         fpb_return_buffer(fpb, fpb->slot, 0);
     }
     fpb->slot = elem;
-    if (fpb->state == FPB_ANSWERED && fpb->drop_cache_next) {
-        if (free_page_hint_round_is_current(fpb->round)) {
-            fpb_issue_after_drop(fpb);
-        } else {
-            fpb->drop_cache_next = false;
-        }
-        return;
-    }
     if (fpb->state != FPB_WANT_SLOT) {
         return;
     }
@@ -469,7 +442,6 @@ void virtio_balloon_fpb_reset(VirtIOBalloon *s)
     fpb_drop_slot(fpb);
     /* Chunks of the request in flight are now stale. */
     fpb->state = FPB_IDLE;
-    fpb->drop_cache_next = false;
 }
 
 /*
@@ -516,7 +488,6 @@ static int fpb_post_load(void *opaque, int version_id)
 
     /* No migration runs here yet: nothing is outstanding. */
     s->fpb.state = FPB_IDLE;
-    s->fpb.drop_cache_next = false;
     s->fpb.round = 0;
     /*
      * Chunks the source left queued are consumed when the VM runs: the

@@ -27,8 +27,8 @@ typedef uint64_t FreePageHintRound;
 
 /* What one source did; read by query-migrate and by its QOM properties. */
 typedef struct FreePageHintCounters {
-    uint64_t requests;      /* requests sent to the guest */
-    uint64_t answered;      /* requests the guest answered in full */
+    uint64_t requests;      /* rounds the source was asked for */
+    uint64_t answered;      /* rounds it answered in full */
     uint64_t chunks;        /* messages it received, valid or not */
     uint64_t stale_chunks;  /* messages of a round that had ended */
     uint64_t bad_input;     /* malformed or unexpected messages */
@@ -162,11 +162,7 @@ void free_page_hint_skip_unbacked(FreePageHintSource *src, uint64_t gpa,
                                   const unsigned long *pages,
                                   uint64_t nr_pages);
 void free_page_hint_end(FreePageHintSource *src);
-/*
- * An answer for @round is complete.  A source may ask the guest again in
- * the same round (after it dropped its page cache); migration waits for
- * the first answer only.
- */
+/* The source's answer for @round is complete. */
 void free_page_hint_answered(FreePageHintSource *src,
                              FreePageHintRound round);
 

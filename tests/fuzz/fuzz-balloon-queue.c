@@ -16,9 +16,7 @@
  *   with nothing counted, and is taken again once migration resumes the
  *   device;
  * - a request is issued only in a current round, into a buffer of guest
- *   RAM, with the next command id; with drop-cache asked for, without the
- *   flag first, then with it once that answer is complete and the round
- *   still current;
+ *   RAM, with the next command id;
  * - every element taken from the queue is given back, detached or put
  *   back once; none is left in the queue without a next turn scheduled
  *   or a resume from migration due.
@@ -109,8 +107,6 @@ static struct {
     FreePageHintRound req_round;
     bool req_live;              /* not reset, asked again or loaded since */
     bool req_answered;
-    bool drop_after_answer;     /* migration asked with drop-cache */
-    bool drop_due;              /* so the next request drops the cache */
 } h;
 
 /* Stand-ins for QEMU */
@@ -355,15 +351,6 @@ static void expect(Taken *t)
     }
     t->outcome = OUT_APPLIED;
     t->last = chunk.flags & FPB_CHUNK_F_LAST;
-    if (t->last) {
-        /*
-         * Now, not when it is given back: completing the answer may issue
-         * the next request (drop-cache) before that.
-         */
-        h.req_answered = true;
-        h.drop_due = h.drop_after_answer;
-        h.drop_after_answer = false;
-    }
     for (i = 0; i < chunk.nr_bits / 64; i++) {
         t->free_bytes += (uint64_t)chunk.page_size *
                          __builtin_popcountll(ldq_le_p(chunk.bitmap + i * 8));
@@ -450,6 +437,9 @@ static void give_back(const VirtQueueElement *elem, unsigned int len,
                    (t->outcome == OUT_BAD));
         FUZZ_CHECK(now->answered == t->before.answered +
                    (t->outcome == OUT_APPLIED && t->last));
+        if (t->outcome == OUT_APPLIED && t->last) {
+            h.req_answered = true;
+        }
     } else if (len) {
         uint8_t req[FPB_REQ_SIZE];
         uint32_t cmd_id, flags;
@@ -459,9 +449,7 @@ static void give_back(const VirtQueueElement *elem, unsigned int len,
         FUZZ_CHECK(round_current(h.s->fpb.round));
         iov_to_buf(t->desc.in, t->desc.in_num, 0, req, sizeof(req));
         fpb_parse_request(req, &cmd_id, &flags);
-        FUZZ_CHECK(cmd_id == next_id(h.last_id));
-        FUZZ_CHECK(flags == (h.drop_due ? FPB_REQ_F_DROP_CACHE : 0));
-        h.drop_due = false;
+        FUZZ_CHECK(cmd_id == next_id(h.last_id) && flags == 0);
         h.last_id = cmd_id;
         h.issued++;
         h.req_id = cmd_id;
@@ -808,17 +796,13 @@ static void kick(void)
     FUZZ_CHECK(!h.npending || h.bh_scheduled || h.resume_due);
 }
 
-static void start_round(bool drop_cache)
+static void start_round(void)
 {
     h.round++;
     h.round_open = true;
-    h.drop_after_answer = false;
-    h.drop_due = false;
     if (h.src->ops->can_hint(h.src)) {
-        FreePageHintRequest req = { .round = h.round,
-                                    .drop_cache = drop_cache };
+        FreePageHintRequest req = { .round = h.round };
 
-        h.drop_after_answer = drop_cache;
         h.src->counters.requests++;
         h.req_live = false;
         h.src->ops->request(h.src, &req);
@@ -894,7 +878,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         case 6:
-            start_round(op & 0x80);
+            start_round();
             break;
         case 7:
             h.round_open = false;       /* the next bitmap sync */

@@ -87,7 +87,6 @@ OP_SLOT, OP_CHUNK, OP_RAW, OP_BIG, OP_KICK, OP_BH, OP_ROUND, OP_SYNC, \
     OP_RESET, OP_FEATURES, OP_LOCK, OP_LOAD, OP_END, OP_SCRIBBLE = range(14)
 NO_KICK = 0x40
 BUSY = 0x80                     # OP_LOCK's variant: the bitmap is busy
-DROP_CACHE = 0x80               # OP_ROUND's: migration asks to drop it
 
 
 def slot(size=8, mmio=False):
@@ -148,9 +147,6 @@ def queue_cases():
         'raw-garbage': bytes([OP_RAW, 10]) + bytes(range(10)),
         'lock-fails': start + bytes([OP_LOCK]) + q_chunk(bits=(1,)),
         # Migration holds its bitmap: the chunk waits, then applies
-        # With drop-cache: a first look, then one after the drop
-        'drop-cache-two-looks': slot() + bytes([OP_ROUND | DROP_CACHE]) +
-        q_chunk(bits=(1,)) + slot() + q_chunk(bits=(2,)) + slot(),
         'bitmap-busy': start + bytes([OP_LOCK | BUSY]) + q_chunk(bits=(1,)) +
         bytes([OP_KICK, OP_LOCK | BUSY, OP_BH]),
         'bitmap-busy-then-sync': start + bytes([OP_LOCK | BUSY]) +

@@ -41,7 +41,6 @@ typedef struct VirtIOBalloonFpb {
     uint64_t issued;            /* command ids issued, ever */
     FreePageHintRound round;    /* migration's round of cmd_id */
     uint32_t req_flags;         /* FPB_REQ_F_* of the request to issue */
-    bool drop_cache_next;       /* answered: ask again, dropping the cache */
     bool slot_held;             /* for migration of the slot */
     VMChangeStateEntry *vm_state;
     bool drain_on_run;          /* loaded: look at the queue once running */
