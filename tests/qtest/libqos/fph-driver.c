@@ -121,6 +121,18 @@ void fph_driver_init(FphDriver *d, QTestState *qts, bool bitmap)
     qvirtio_set_driver_ok(&d->dev->vdev);
 }
 
+/*
+ * libqos hands each descriptor out once.  Take back @n used ones from
+ * @first, the last handed out, so that a test may send without end.
+ */
+static void take_back_descriptors(QVirtQueue *vq, uint32_t first,
+                                  uint32_t n)
+{
+    g_assert_cmpuint(vq->free_head, ==, first + n);
+    vq->free_head = first;
+    vq->num_free += n;
+}
+
 void fph_driver_report_free(FphDriver *d, uint64_t gpa, uint64_t len)
 {
     QVirtQueue *vq = d->report_vq;
@@ -131,8 +143,7 @@ void fph_driver_report_free(FphDriver *d, uint64_t gpa, uint64_t len)
     head = qvirtqueue_add(d->qts, vq, gpa, len, true, false);
     qvirtqueue_kick(d->qts, &d->dev->vdev, vq, head);
     fph_driver_wait_used(d, vq, head, NULL);
-    vq->free_head = head;
-    vq->num_free++;
+    take_back_descriptors(vq, head, 1);
 }
 
 void fph_driver_init_balloon(FphDriver *d, QTestState *qts, bool bulk)
@@ -279,14 +290,9 @@ void fph_driver_wait_queued(FphDriver *d)
         guest_free(&d->alloc, g_array_index(d->queued_addr, uint64_t, i));
     }
     if (d->queued_head && d->queued_head->len) {
-        /*
-         * libqos hands out descriptors once: take back the ones just
-         * returned, the last handed out, so a flood fits in the ring.
-         */
-        g_assert_cmpuint(d->vq->free_head, ==,
-                         d->queued_first_desc + d->queued_head->len);
-        d->vq->free_head = d->queued_first_desc;
-        d->vq->num_free += d->queued_head->len;
+        /* So that a flood fits in the ring */
+        take_back_descriptors(d->vq, d->queued_first_desc,
+                              d->queued_head->len);
         g_array_set_size(d->queued_head, 0);
         g_array_set_size(d->queued_addr, 0);
     }
@@ -350,9 +356,7 @@ void fph_driver_balloon_pages(FphDriver *d, bool inflate, uint64_t gpa,
                               false);
         qvirtqueue_kick(d->qts, &d->dev->vdev, vq, head);
         fph_driver_wait_used(d, vq, head, NULL);
-        /* libqos hands descriptors out once: take this one back */
-        vq->free_head = head;
-        vq->num_free++;
+        take_back_descriptors(vq, head, 1);
     }
     guest_free(&d->alloc, addr);
 }
