@@ -80,6 +80,8 @@ static bool completing;
 static bool skipped_this_migration;
 /* What the first pass had left when free_page_hint_pending() last held */
 static uint64_t held_pending;
+/* What fits in the downtime limit, as migration last said */
+static uint64_t switchover_bytes;
 
 /*
  * Guest RAM is what a memory backend provides: main RAM, NUMA memdevs,
@@ -490,6 +492,17 @@ static void end_round(void)
     forget_guest_ram();
 }
 
+/*
+ * After a sync that leaves no more to send than fits in the downtime
+ * limit, migration stops the guest.  A guest asked then answers on the
+ * destination, which drops the answer: the guest's work is wasted, right
+ * when it should run again.
+ */
+static bool guest_stops_next(void)
+{
+    return switchover_bytes && ram_bytes_remaining() < switchover_bytes;
+}
+
 /* Whether @src is asked in the round about to start */
 static bool source_wanted(FreePageHintSource *src, bool first)
 {
@@ -503,7 +516,8 @@ static bool source_wanted(FreePageHintSource *src, bool first)
          * not worth a round.
          */
         return runstate_is_running() &&
-               (first || migrate_free_page_hint_repeat());
+               (first || (migrate_free_page_hint_repeat() &&
+                          !guest_stops_next()));
     case FREE_PAGE_HINT_BALLOONED:
         /* Ballooned pages stay clean: once in the bulk stage is enough. */
         return first;
@@ -600,6 +614,7 @@ static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
         migrating = false;
         qatomic_set(&skipped_this_migration, false);
         held_pending = 0;
+        switchover_bytes = 0;
         qemu_mutex_lock(&round.lock);
         round.waited = false;
         qemu_mutex_unlock(&round.lock);
@@ -636,6 +651,7 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
         completing = false;
         qatomic_set(&skipped_this_migration, false);
         held_pending = 0;
+        switchover_bytes = 0;
         return;
     }
     /* Also when it ended before its first sync */
@@ -759,6 +775,7 @@ bool free_page_hint_query(FreePageHintCounters *sum)
  */
 uint64_t free_page_hint_pending(uint64_t remaining, uint64_t max_size)
 {
+    switchover_bytes = max_size;
     if (!migrating || completing || syncs_this_migration != 1 ||
         !qatomic_read(&skipped_this_migration) || !remaining ||
         remaining >= max_size) {

@@ -51,7 +51,8 @@ typedef enum FreePageHintKind {
     /*
      * The guest answers a request with its free pages: asked only while
      * it runs, in the first round of a migration and, with
-     * free-page-hint-repeat, in every round after a sync.
+     * free-page-hint-repeat, in every round after a sync but one that
+     * leaves little enough to send for migration to stop the guest.
      */
     FREE_PAGE_HINT_FROM_GUEST,
     /*
@@ -190,7 +191,8 @@ void free_page_hint_before_iteration(void);
  * For migration's convergence check: the RAM still to send, @remaining
  * bytes, as it should count against @max_size (what fits in the downtime
  * limit): no less than @max_size while a first pass that skipped pages
- * has pages left, so that the guest is not stopped in its middle.
+ * has pages left, so that the guest is not stopped in its middle.  The
+ * next sync asks the guest again only if it leaves more than @max_size.
  */
 uint64_t free_page_hint_pending(uint64_t remaining, uint64_t max_size);
 

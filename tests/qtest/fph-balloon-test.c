@@ -209,29 +209,6 @@ static void check_first_half_skipped(QTestState *dst)
 }
 
 /*
- * After a second answer that reported the first half free: pages never
- * reported have their data, rewritten ones the new data, and the other
- * reported pages the first data if the first pass had sent them before
- * the answer, or nothing (the guest called them free).
- */
-static void check_pages_kept_or_rewritten(QTestState *dst)
-{
-    uint64_t page;
-
-    for (page = 0; page < DATA_PAGES; page++) {
-        uint64_t got = qtest_readq(dst, data_addr(page));
-
-        if (page >= FREE_PAGES) {
-            g_assert_cmphex(got, ==, data_value(page, 1));
-        } else if (page % 16 == 0) {
-            g_assert_cmphex(got, ==, data_value(page, 2));
-        } else if (got) {
-            g_assert_cmphex(got, ==, data_value(page, 1));
-        }
-    }
-}
-
-/*
  * The core property: pages the guest reported free are not sent, and a
  * write the guest makes after reporting a page free reaches the
  * destination anyway.
@@ -268,10 +245,18 @@ static void test_skip_free_keep_later_writes(const void *opaque)
     qtest_quit(src);
 }
 
+static void set_downtime_limit(QTestState *qts, uint64_t ms)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             "'arguments': { 'downtime-limit': %" PRIu64
+                             " } }", ms);
+}
+
 /*
- * free-page-hint-repeat (the default): the device asks again after the
- * next sync, and a write after that answer still arrives.  The migration
- * pauses before switching over, so the answer comes before the last sync.
+ * free-page-hint-repeat (the default): the device asks again after a sync
+ * that leaves more to send than fits in the downtime limit, and a write
+ * after that answer still arrives.  It does not ask after the sync that
+ * ends the migration: the guest would answer on the destination.
  */
 static void test_repeat(void)
 {
@@ -279,37 +264,52 @@ static void test_repeat(void)
     QTestState *dst = start_qemu("-incoming defer");
     FphDriver g;
     uint32_t cmd_id;
+    uint64_t page, skipped;
 
     start_guest(&g, src);
-    fph_set_capability(src, "pause-before-switchover");
+    /* A sync only once the first pass has sent all it had */
+    set_downtime_limit(src, 1);
     start_slow_migration(src, dst);
     cmd_id = fph_driver_wait_request(&g);
     /* The first answer reports nothing free: every page goes out. */
     fph_driver_report(&g, cmd_id, FPB_CHUNK_F_LAST, DATA_START, 64, 0, 0);
     fph_driver_post_slot(&g);
-    /*
-     * With a generous downtime limit the first size check after a
-     * bandwidth measurement syncs.  Migration measures every 100 ms and
-     * checks nothing before: at full speed the guest's RAM could all go
-     * out before that, and then it switches over with no sync at all.
-     * At 128 MiB/s it takes two seconds.
-     */
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-set-parameters',"
-                             "'arguments': { 'downtime-limit': 10000 } }");
-    fph_set_max_bandwidth(src, 128 * 1024 * 1024);
-    wait_for_migration_status(src, "pre-switchover", NULL);
-
-    /* The sync before switching over asked again, with the new buffer. */
-    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
+    /* Rewritten after the first sync: the next one finds 16 MiB dirty */
+    fill_data(src, 2);
+    /* The pass and that second round take a second each at 16 MiB/s */
+    fph_set_max_bandwidth(src, 16 * MiB);
     g_assert_cmpuint(fph_driver_wait_request(&g), ==, cmd_id + 1);
+    fph_set_max_bandwidth(src, 64 * 1024);
     report_first_half_free(&g, cmd_id + 1);
-    reuse_some_reported_pages(src);
-    qtest_qmp_assert_success(src, "{ 'execute': 'migrate-continue',"
-                             "'arguments': { 'state': 'pre-switchover' } }");
-    wait_for_migration_complete(src);
-    qtest_qmp_eventwait(dst, "RESUME");
+    skipped = migrate_stat(src, "skipped-pages");
+    g_assert_cmpuint(skipped, >, 0);
+    g_assert_cmpuint(skipped, <=, FREE_PAGES);
+    /* Every 16th reported page is written again, after the report */
+    for (page = 0; page < FREE_PAGES; page += 16) {
+        qtest_writeq(src, data_addr(page), data_value(page, 3));
+    }
+    set_downtime_limit(src, 300);
+    finish_migration(src, dst);
+    g_assert_cmpuint(migrate_stat(src, "requests"), ==, 2);
     g_assert_cmpuint(migrate_stat(src, "answered"), ==, 2);
-    check_pages_kept_or_rewritten(dst);
+    g_assert_cmpuint(migrate_stat(src, "stale-chunks"), ==, 0);
+
+    /*
+     * Pages never reported free have their last data, rewritten ones the
+     * newest; the others, reported free in the second answer, what the
+     * first pass or the second round sent before the answer.
+     */
+    for (page = 0; page < DATA_PAGES; page++) {
+        uint64_t got = qtest_readq(dst, data_addr(page));
+
+        if (page >= FREE_PAGES) {
+            g_assert_cmphex(got, ==, data_value(page, 2));
+        } else if (page % 16 == 0) {
+            g_assert_cmphex(got, ==, data_value(page, 3));
+        } else if (got != data_value(page, 2)) {
+            g_assert_cmphex(got, ==, data_value(page, 1));
+        }
+    }
     qtest_quit(dst);
     qtest_quit(src);
 }
