@@ -586,6 +586,20 @@ static void start_round(void)
     }
 }
 
+/* What one migration learnt: at its start and when it is cleaned up */
+static void forget_this_migration(void)
+{
+    rounds_this_migration = 0;
+    syncs_this_migration = 0;
+    completing = false;
+    qatomic_set(&skipped_this_migration, false);
+    held_pending = 0;
+    switchover_bytes = 0;
+    qemu_mutex_lock(&round.lock);
+    round.waited = false;
+    qemu_mutex_unlock(&round.lock);
+}
+
 static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
 {
     PrecopyNotifyData *pnd = data;
@@ -608,16 +622,8 @@ static int free_page_hint_precopy_notify(NotifierWithReturn *n, void *data)
     case PRECOPY_NOTIFY_CLEANUP:
         /* Not at SETUP, which comes after the first sync and its round */
         end_round();
-        rounds_this_migration = 0;
-        syncs_this_migration = 0;
-        completing = false;
+        forget_this_migration();
         migrating = false;
-        qatomic_set(&skipped_this_migration, false);
-        held_pending = 0;
-        switchover_bytes = 0;
-        qemu_mutex_lock(&round.lock);
-        round.waited = false;
-        qemu_mutex_unlock(&round.lock);
         break;
     default:
         break;
@@ -645,13 +651,8 @@ static void free_page_hint_migration_state(Notifier *n, void *data)
             precopy_notifier.notify = free_page_hint_precopy_notify;
             precopy_add_notifier(&precopy_notifier);
         }
+        forget_this_migration();
         migrating = true;
-        syncs_this_migration = 0;
-        rounds_this_migration = 0;
-        completing = false;
-        qatomic_set(&skipped_this_migration, false);
-        held_pending = 0;
-        switchover_bytes = 0;
         return;
     }
     /* Also when it ended before its first sync */
